@@ -1,0 +1,46 @@
+"""tsimcne-nb: Jupyter-first t-SimCNE for (medical) image datasets.
+
+t-SimCNE (Böhm et al., ICLR 2023) trains a ResNet with a contrastive loss whose
+output is two-dimensional, so the network itself draws the map.
+
+Heavy dependencies (torch, openTSNE, jupyter-scatter) are imported only by the
+modules that use them; ``import tsimcne_nb`` stays fast.  Public names are
+resolved lazily through :func:`__getattr__`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "ImageDataset": "tsimcne_nb.datasets.core",
+    "load_dataset": "tsimcne_nb.datasets.registry",
+    "list_datasets": "tsimcne_nb.datasets.registry",
+    "make_synthetic_blood": "tsimcne_nb.synthetic",
+    "TSimCNE": "tsimcne_nb.training",
+    "Augmentation": "tsimcne_nb.augmentations",
+    "make_augmentation": "tsimcne_nb.augmentations",
+    "knn_accuracy": "tsimcne_nb.evaluation",
+    "silhouette": "tsimcne_nb.evaluation",
+    "linear_probe": "tsimcne_nb.evaluation",
+    "compare": "tsimcne_nb.compare",
+}
+
+__all__ = sorted([*_LAZY, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tsimcne_nb' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # cache: the next access is a plain attribute lookup
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -1,0 +1,207 @@
+"""The ``tsimcne-nb`` command (also ``python -m tsimcne_nb``).
+
+Sub-commands
+------------
+datasets   list every dataset, the files it expects and where
+preview    write a labelled contact sheet of a dataset
+fit        train t-SimCNE and write model, embedding, metrics, manifest and map
+compare    run the paper's baselines and t-SimCNE in one protocol, write table + figure
+qc         find duplicates and artefacts, optionally injected, and write a QC report
+
+This module only parses arguments; the work is done by library functions so that
+notebooks and the command line share one code path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from tsimcne_nb.errors import TSimCNEError
+
+DEFAULT_DATASET = "synthetic-blood"
+
+
+def _add_dataset_args(p: argparse.ArgumentParser, positional: bool = False) -> None:
+    if positional:
+        p.add_argument("dataset", help="dataset name (see `tsimcne-nb datasets`), npz:PATH or folder:PATH")
+    else:
+        p.add_argument(
+            "--dataset", default=DEFAULT_DATASET,
+            help=f"dataset name (see `tsimcne-nb datasets`), npz:PATH or folder:PATH (default {DEFAULT_DATASET})",
+        )
+    p.add_argument("--data-root", default=None, help="folder holding the dataset's files")
+    p.add_argument("--download", action="store_true", help="download missing files where the source allows")
+    p.add_argument("--subset", type=int, default=None, help="use a stratified subset of N images")
+    p.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE",
+        help="dataset-specific loader option, e.g. size=64, labels=7, split=test (repeatable)",
+    )
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", default="quick", choices=["quick", "paper"], help="training budget (default quick)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--num-threads", default="auto", help="CPU threads for torch (default: from the load)")
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace files already in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tsimcne-nb", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+
+    sub.add_parser("datasets", help="list datasets, the files they expect and where")
+
+    p = sub.add_parser("preview", help="write a labelled contact sheet of a dataset")
+    _add_dataset_args(p, positional=True)
+    p.add_argument("--out", required=True, type=Path, help="PNG file to write")
+    p.add_argument("--per-class", type=int, default=10, help="images per class (default 10)")
+    p.add_argument("--overwrite", action="store_true")
+
+    p = sub.add_parser("fit", help="train t-SimCNE and write the map")
+    _add_dataset_args(p)
+    _add_run_args(p)
+    p.add_argument("--augment", default="randrot", choices=["default", "rot90", "randrot"])
+    p.add_argument("--epochs", default=None, help="stage epochs A,B,C (overrides --budget's)")
+    p.add_argument("--backbone", default=None, help="backbone name (default: the budget's)")
+    p.add_argument("--batch-size", type=int, default=None, help="batch size (default: the budget's)")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
+    p.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N epochs")
+    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in --out")
+
+    p = sub.add_parser("compare", help="baselines and t-SimCNE side by side (the paper's Tables 2-3)")
+    _add_dataset_args(p)
+    _add_run_args(p)
+    p.add_argument(
+        "--methods", default=None,
+        help="comma-separated methods (default: the standard set; see tsimcne_nb.compare.METHODS)",
+    )
+    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    p.add_argument("--experiment", default=None, help="named experiment: ablation, linear, cifar-control")
+    p.add_argument("--cache-dir", type=Path, default=None, help="feature/embedding cache (default OUT/cache)")
+
+    p = sub.add_parser("qc", help="quality control: duplicates and artefacts")
+    _add_dataset_args(p)
+    _add_run_args(p)
+    p.add_argument("--inject", default=None, help="e.g. duplicates:100,artefacts:50")
+    p.add_argument("--augment", default="randrot", choices=["default", "rot90", "randrot"])
+    p.add_argument("--map", dest="map_method", default="tsimcne", choices=["tsimcne", "tsne-pixels"],
+                   help="which map to look for clusters in (default tsimcne)")
+    return parser
+
+
+def parse_options(items: Sequence[str]) -> dict[str, object]:
+    """``["size=64", "labels=7"]`` -> ``{"size": 64, "labels": 7}`` (ints and floats parsed)."""
+    out: dict[str, object] = {}
+    for item in items:
+        if "=" not in item:
+            raise TSimCNEError(f"--option expects KEY=VALUE; got {item!r}")
+        key, value = item.split("=", 1)
+        parsed: object = value
+        for cast in (int, float):
+            try:
+                parsed = cast(value)
+                break
+            except ValueError:
+                continue
+        out[key.strip().replace("-", "_")] = parsed
+    return out
+
+
+def _load(args: argparse.Namespace):
+    from tsimcne_nb.datasets.registry import load_dataset
+
+    ds = load_dataset(args.dataset, root=args.data_root, download=args.download, **parse_options(args.option))
+    if args.subset:
+        ds = ds.stratified_subset(args.subset, random_state=getattr(args, "seed", 0))
+    return ds
+
+
+def _parse_epochs(text: str | None) -> tuple[int, int, int] | None:
+    if text is None:
+        return None
+    parts = [p for p in text.split(",") if p.strip()]
+    if len(parts) != 3:
+        raise TSimCNEError(f"--epochs expects three comma-separated integers A,B,C; got {text!r}")
+    try:
+        return tuple(int(p) for p in parts)  # type: ignore[return-value]
+    except ValueError as exc:
+        raise TSimCNEError(f"--epochs expects integers, got {text!r}") from exc
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from tsimcne_nb import __version__
+
+        print(__version__)
+        return 0
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return _dispatch(args)
+    except (TSimCNEError, FileExistsError, FileNotFoundError) as exc:
+        print(f"tsimcne-nb {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"tsimcne-nb {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "datasets":
+        from tsimcne_nb.datasets.registry import describe_datasets
+
+        print(describe_datasets())
+        return 0
+    if args.command == "preview":
+        from tsimcne_nb.figures import contact_sheet
+
+        ds = _load(args)
+        contact_sheet(ds, n_per_class=args.per_class, path=args.out, overwrite=args.overwrite)
+        print(f"wrote {args.out}")
+        return 0
+    common = dict(
+        out_dir=args.out, budget=args.budget, device=args.device, random_state=args.seed,
+        num_threads=args.num_threads, overwrite=args.overwrite, progress=not args.no_progress,
+    )
+    if args.command == "fit":
+        from tsimcne_nb.training import fit_to_directory
+
+        result = fit_to_directory(
+            _load(args), augment=args.augment, total_epochs=_parse_epochs(args.epochs),
+            backbone=args.backbone, batch_size=args.batch_size, precision=args.precision,
+            checkpoint_every=args.checkpoint_every, resume=args.resume, **common,
+        )
+    elif args.command == "compare":
+        from tsimcne_nb.compare import compare_to_directory
+
+        result = compare_to_directory(
+            _load(args),
+            methods=None if args.methods is None else [m.strip() for m in args.methods.split(",")],
+            seeds=[int(s) for s in args.seeds.split(",")], experiment=args.experiment,
+            cache_dir=args.cache_dir, **common,
+        )
+    elif args.command == "qc":
+        from tsimcne_nb.qc import qc_to_directory
+
+        result = qc_to_directory(
+            _load(args), inject=args.inject, augment=args.augment, map_method=args.map_method, **common,
+        )
+    else:  # pragma: no cover - argparse rejects unknown commands
+        raise TSimCNEError(f"unknown command {args.command!r}")
+    if result is not None:
+        print(result)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
