@@ -12,12 +12,10 @@ the files by hand.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
-import hashlib
+import http.client
 import os
 import shutil
-import socket
 import tarfile
 import urllib.error
 import urllib.request
@@ -204,7 +202,7 @@ def download_file(
                 f"downloading {dest.name} failed: the server answered HTTP {exc.code} "
                 f"({exc.reason}) for {url}. {_manual_hint(dest, url)}"
             ) from exc
-    except (urllib.error.URLError, OSError, socket.timeout) as exc:
+    except (TimeoutError, urllib.error.URLError, OSError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         raise DownloadError(
             f"downloading {dest.name} failed: cannot reach {url} ({reason}). Are you offline or "
@@ -231,7 +229,7 @@ def download_file(
                     while True:
                         try:
                             block = response.read(CHUNK_BYTES)
-                        except (OSError, socket.timeout) as exc:
+                        except (TimeoutError, OSError, http.client.HTTPException) as exc:
                             raise DownloadError(
                                 f"downloading {dest.name} was interrupted ({exc}); the partial file "
                                 f"{part} is kept and the next try resumes it. "
@@ -336,10 +334,3 @@ def md5_matches(path: str | os.PathLike, accepted: Iterable[str]) -> bool:
     return md5sum(path) in set(accepted)
 
 
-def md5_bytes(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()
-
-
-def remove_quietly(path: str | os.PathLike) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(path)
