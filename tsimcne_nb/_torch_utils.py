@@ -84,7 +84,7 @@ def seed_everything(seed: int | None) -> torch.Generator:
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**31))
     random.seed(seed)
-    np.random.seed(seed % (2**32))
+    np.random.seed(seed % (2**32))  # noqa: NPY002 - seeding the legacy global RNG on purpose
     torch.manual_seed(seed)
     g = torch.Generator()
     g.manual_seed(seed)
