@@ -1,0 +1,655 @@
+"""Static figures: contact sheets, maps, the paper's Figures 2, 4 and 5.
+
+Every function returns a :class:`matplotlib.figure.Figure` made *without*
+pyplot (``matplotlib.figure.Figure`` directly), so nothing depends on a GUI
+backend or a display: on a headless machine it renders with Agg, in Jupyter the
+returned figure is shown inline, and figures made in a loop are not kept alive
+by pyplot's global state.  Pass ``ax=`` to draw into your own axes instead.
+
+With ``path=`` the figure is also written as a PNG atomically (temporary file +
+rename, :func:`tsimcne_nb._io.atomic_open`); an existing file is never replaced
+unless ``overwrite=True``.
+
+matplotlib is imported inside the functions: ``import tsimcne_nb`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from tsimcne_nb._io import atomic_open, check_can_write
+from tsimcne_nb.errors import ConfigError, DataError
+
+__all__ = [
+    "class_colors",
+    "contact_sheet",
+    "plot_map",
+    "plot_panels",
+    "thumbnail_grid_over_map",
+    "thumbnail_grid",
+    "callouts",
+    "save_figure",
+]
+
+#: colour of the merged small classes ("other"), as in the paper's Figure 2
+OTHER_COLOR = (0.0, 0.0, 0.0, 1.0)
+
+
+# ------------------------------------------------------------------ helpers
+def _new_figure(figsize: tuple[float, float], dpi: int = 100) -> Any:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, dpi=dpi, layout="constrained")
+
+
+def save_figure(fig: Any, path: str | os.PathLike, overwrite: bool = False, dpi: int = 150) -> str:
+    """Write ``fig`` as PNG to ``path`` atomically; refuse to replace a file unless ``overwrite``."""
+    with atomic_open(path, "wb", overwrite=overwrite) as fh:
+        fig.savefig(fh, format="png", dpi=dpi)
+    return str(path)
+
+
+def _precheck(path: str | os.PathLike | None, overwrite: bool) -> None:
+    # fail before doing the work, not after
+    if path is not None:
+        check_can_write(path, overwrite)
+
+
+def class_colors(n_classes: int) -> list[tuple[float, float, float, float]]:
+    """A distinct RGBA colour per class index (tab10 up to 10 classes, then tab20, then HSV)."""
+    from matplotlib import colormaps
+
+    if n_classes <= 10:
+        cmap = colormaps["tab10"]
+        return [tuple(cmap(i)) for i in range(n_classes)]
+    if n_classes <= 20:
+        cmap = colormaps["tab20"]
+        return [tuple(cmap(i)) for i in range(n_classes)]
+    cmap = colormaps["hsv"]
+    return [tuple(cmap(i / n_classes)) for i in range(n_classes)]
+
+
+def _check_map(embedding: Any) -> np.ndarray:
+    if hasattr(embedding, "detach") and hasattr(embedding, "cpu"):
+        embedding = embedding.detach().cpu().numpy()
+    X = np.asarray(embedding)
+    if X.dtype == object or not np.issubdtype(X.dtype, np.number):
+        raise DataError(f"embedding must be a numeric (N, 2) array; got dtype {X.dtype}.")
+    if X.ndim != 2 or X.shape[1] != 2:
+        raise DataError(
+            f"a map must have shape (N, 2); got {X.shape}. Higher-dimensional features need a 2-D "
+            "embedding first (e.g. tsimcne_nb.baselines.tsne_of(features))."
+        )
+    if len(X) == 0:
+        raise DataError("embedding is empty; there is nothing to plot.")
+    if not np.all(np.isfinite(X)):
+        bad = int(np.count_nonzero(~np.isfinite(X).all(axis=1)))
+        raise DataError(
+            f"embedding contains NaN or infinite values in {bad} rows; retrain or drop those rows."
+        )
+    return X.astype(np.float64, copy=False)
+
+
+def _check_map_labels(labels: Any, n: int) -> np.ndarray | None:
+    if labels is None:
+        return None
+    y = np.asarray(labels)
+    if y.ndim != 1 or len(y) != n:
+        raise DataError(
+            f"labels must have one entry per point, shape ({n},); got shape {y.shape}."
+        )
+    if not np.issubdtype(y.dtype, np.integer):
+        if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
+            y = y.astype(np.int64)
+        else:
+            raise DataError(
+                f"labels must be integer class indices; got dtype {y.dtype}. "
+                "Strings: codes, names = pandas.factorize(labels); pass class_names=list(names)."
+            )
+    if y.size and y.min() < 0:
+        raise DataError(f"labels must be >= 0; got {int(y.min())}.")
+    return y.astype(np.int64)
+
+
+def _legend_groups(
+    labels: np.ndarray, class_names: Sequence[str] | None, other_threshold: int | None
+) -> tuple[np.ndarray, list[str], list[tuple[float, ...]]]:
+    """Map each point to a drawing group; groups are classes, small ones merged into 'other'.
+
+    Returns (group of each point, group names, group colours); the last group is
+    'other' when any class is below ``other_threshold``.  Colours follow the class
+    index, so one class has the same colour in every figure.
+    """
+    n_classes = int(labels.max()) + 1
+    names = list(class_names) if class_names is not None else [str(i) for i in range(n_classes)]
+    if len(names) < n_classes:
+        raise DataError(
+            f"label {n_classes - 1} has no class name: only {len(names)} class_names given."
+        )
+    counts = np.bincount(labels, minlength=n_classes)
+    colors = class_colors(len(names))
+    small = np.zeros(n_classes, bool)
+    if other_threshold is not None:
+        small = (counts < other_threshold) & (counts > 0)
+    present = [c for c in range(n_classes) if counts[c] > 0 and not small[c]]
+    group_of_class = np.full(n_classes, -1)
+    for g, c in enumerate(present):
+        group_of_class[c] = g
+    gnames = [names[c] for c in present]
+    gcolors = [colors[c] for c in present]
+    if small.any():
+        group_of_class[small] = len(present)
+        gnames.append("other")
+        gcolors.append(OTHER_COLOR)
+    return group_of_class[labels], gnames, gcolors
+
+
+def _default_size(n: int) -> float:
+    # fewer points -> bigger dots; 20 at <=150 points, 0.5 at >=6000
+    return float(np.clip(3000.0 / max(n, 1), 0.5, 20.0))
+
+
+# ----------------------------------------------------------- contact sheet
+def contact_sheet(
+    dataset: Any,
+    n_per_class: int = 10,
+    max_classes: int = 10,
+    path: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    title: str | None = None,
+    random_state: int | None = 0,
+) -> Any:
+    """A labelled grid of example images: one row per class, the class name on the left.
+
+    Parameters
+    ----------
+    dataset
+        An :class:`~tsimcne_nb.datasets.core.ImageDataset`.
+    n_per_class
+        Images per row (fewer when a class has fewer images).
+    max_classes
+        At most this many rows (the first classes by index).  Unlabelled data
+        gives ``max_classes`` rows of random images.
+    path
+        If given, the PNG is written there (atomically).
+    overwrite
+        Replace an existing file at ``path``.
+    title
+        Figure title; by default the dataset's name, size and number of classes.
+        "synthetic" is always added for synthetic datasets.
+    random_state
+        Seed of the image choice.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not hasattr(dataset, "images") or not hasattr(dataset, "class_names"):
+        raise DataError(
+            "contact_sheet needs an ImageDataset; wrap arrays with "
+            "tsimcne_nb.datasets.core.as_dataset(images, labels)."
+        )
+    if int(n_per_class) < 1 or int(max_classes) < 1:
+        raise ConfigError(
+            f"n_per_class and max_classes must be >= 1; got {n_per_class} and {max_classes}."
+        )
+    _precheck(path, overwrite)
+    rng = np.random.default_rng(random_state)
+    n = len(dataset)
+    rows: list[tuple[str, np.ndarray]] = []
+    if dataset.labels is None:
+        idx = np.sort(rng.choice(n, size=min(n, n_per_class * max_classes), replace=False))
+        for r in range(0, len(idx), n_per_class):
+            rows.append(("", idx[r : r + n_per_class]))
+    else:
+        classes = [c for c in range(dataset.n_classes) if np.any(dataset.labels == c)]
+        for c in classes[:max_classes]:
+            members = np.flatnonzero(dataset.labels == c)
+            pick = np.sort(rng.choice(members, size=min(len(members), n_per_class), replace=False))
+            name = dataset.class_names[c]
+            rows.append((f"{name}\n(n={len(members)})", pick))
+    all_idx = np.concatenate([r[1] for r in rows])
+    # one read of all chosen images (sorted: lazy h5 sources need increasing indices)
+    order = np.argsort(all_idx, kind="stable")
+    images = np.empty((len(all_idx), *dataset.image_shape), np.uint8)
+    images[order] = np.asarray(dataset.images[all_idx[order]])
+    h, w = dataset.image_shape[:2]
+    gap = max(1, w // 14)
+    fig = _new_figure((max(4.0, 0.75 * n_per_class + 1.8), 0.75 * len(rows) + 0.9))
+    axes = fig.subplots(len(rows), 1, squeeze=False)[:, 0]
+    pos = 0
+    for ax, (name, idx) in zip(axes, rows, strict=True):
+        # one strip per row, white gaps between images: far faster than one axes per image
+        strip = np.full((h, n_per_class * (w + gap) - gap, 3), 255, np.uint8)
+        for j in range(len(idx)):
+            strip[:, j * (w + gap) : j * (w + gap) + w] = images[pos + j]
+        pos += len(idx)
+        ax.imshow(strip, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    if title is None:
+        title = f"{dataset.name}: {n} images, {dataset.n_classes} classes"
+        if dataset.labels is not None and dataset.n_classes > max_classes:
+            title += f" (first {max_classes} shown)"
+    if getattr(dataset, "synthetic", False) and "synthetic" not in title.lower():
+        title = f"{title} [synthetic data]"
+    fig.suptitle(title, fontsize=11)
+    if path is not None:
+        save_figure(fig, path, overwrite=overwrite)
+    return fig
+
+
+# --------------------------------------------------------------------- maps
+def plot_map(
+    embedding: Any,
+    labels: Any = None,
+    class_names: Sequence[str] | None = None,
+    title: str | None = None,
+    ax: Any = None,
+    path: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    other_threshold: int | None = None,
+    s: float | None = None,
+    legend: bool = True,
+) -> Any:
+    """Scatter plot of a 2-D map, coloured by class, with a legend.
+
+    Parameters
+    ----------
+    embedding
+        (N, 2) array.
+    labels
+        Integer class per point, or None (all grey).
+    class_names
+        Name of each class index (legend entries).
+    title
+        Axes title.
+    ax
+        Draw into these axes; by default a new figure.
+    path, overwrite
+        Write the figure as PNG (atomically; refuses to overwrite by default).
+    other_threshold
+        Classes with fewer points than this are drawn in black and merged into one
+        legend entry "other" (the paper's Figure 2 'OTH').
+    s
+        Marker size; by default it shrinks with N.
+    legend
+        Draw the legend.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure holding the axes.
+    """
+    X = _check_map(embedding)
+    y = _check_map_labels(labels, len(X))
+    _precheck(path, overwrite)
+    if ax is None:
+        fig = _new_figure((6.0, 5.0))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    size = _default_size(len(X)) if s is None else float(s)
+    rasterized = len(X) > 5000  # keeps PDFs/SVGs of large maps small
+    if y is None:
+        ax.scatter(X[:, 0], X[:, 1], s=size, c="0.4", lw=0, rasterized=rasterized)
+    else:
+        group, gnames, gcolors = _legend_groups(y, class_names, other_threshold)
+        # shuffle the drawing order so no class is systematically painted over
+        order = np.random.default_rng(0).permutation(len(X))
+        cols = np.asarray(gcolors)[group[order]]
+        ax.scatter(X[order, 0], X[order, 1], s=size, c=cols, lw=0, rasterized=rasterized)
+        if legend:
+            from matplotlib.lines import Line2D
+
+            handles = [
+                Line2D([], [], ls="", marker="o", ms=6, color=c, label=nm)
+                for nm, c in zip(gnames, gcolors, strict=True)
+            ]
+            ax.legend(
+                handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False,
+                fontsize=8, handletextpad=0.2,
+            )
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title is not None:
+        ax.set_title(title, fontsize=10)
+    if path is not None:
+        save_figure(fig, path, overwrite=overwrite)
+    return fig
+
+
+def plot_panels(
+    panels: Any,
+    labels: Any = None,
+    class_names: Sequence[str] | None = None,
+    ncols: int | None = None,
+    other_threshold: int | None = None,
+    suptitle: str | None = None,
+    path: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    panel_size: float = 3.2,
+    s: float | None = None,
+) -> Any:
+    """Several maps side by side, one legend (the paper's Figure 2).
+
+    Parameters
+    ----------
+    panels
+        Mapping ``title -> embedding`` or a sequence of ``(title, embedding)``;
+        the titles usually carry the metrics (``"t-SimCNE\\nkNN 94.4%, sil 0.34"``).
+        An object with a ``panels()`` method (a comparison result) is accepted.
+    labels
+        Class of each point, shared by all panels (same points, same order).
+    class_names, other_threshold, s
+        As in :func:`plot_map`.
+    ncols
+        Panels per row (default: up to 4).
+    suptitle
+        Figure title.
+    path, overwrite
+        Write the figure as PNG.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if hasattr(panels, "panels") and callable(panels.panels):
+        panels = panels.panels()
+    items = list(panels.items()) if isinstance(panels, Mapping) else list(panels)
+    if not items:
+        raise DataError("plot_panels got no panels; pass {title: embedding, ...}.")
+    for it in items:
+        if not (isinstance(it, (tuple, list)) and len(it) == 2):
+            raise DataError(
+                "panels must be a mapping title -> embedding or a list of (title, embedding) pairs."
+            )
+    _precheck(path, overwrite)
+    n = len(items)
+    ncols = min(n, 4) if ncols is None else max(1, int(ncols))
+    nrows = int(np.ceil(n / ncols))
+    fig = _new_figure((panel_size * ncols + 1.6, panel_size * nrows + 0.5))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for i, (ax, (t, emb)) in enumerate(zip(axes, items, strict=False)):
+        plot_map(
+            emb, labels, class_names=class_names, title=str(t), ax=ax,
+            other_threshold=other_threshold, s=s, legend=(i == n - 1 or i == ncols - 1),
+        )
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    if suptitle:
+        fig.suptitle(suptitle, fontsize=11)
+    if path is not None:
+        save_figure(fig, path, overwrite=overwrite)
+    return fig
+
+
+# ---------------------------------------------------------------- Figure 5b
+def _read_images(dataset: Any, idx: np.ndarray) -> np.ndarray:
+    idx = np.asarray(idx, dtype=np.int64)
+    if idx.size == 0:
+        return np.empty((0, *dataset.image_shape), np.uint8)
+    order = np.argsort(idx, kind="stable")
+    uniq, inverse = np.unique(idx[order], return_inverse=True)
+    block = np.asarray(dataset.images[uniq])
+    out = np.empty((len(idx), *dataset.image_shape), np.uint8)
+    out[order] = block[inverse]
+    return out
+
+
+def _check_pair(embedding: Any, dataset: Any) -> np.ndarray:
+    X = _check_map(embedding)
+    if not hasattr(dataset, "images"):
+        raise DataError("dataset must be an ImageDataset (the images to show).")
+    if len(dataset) != len(X):
+        raise DataError(
+            f"embedding has {len(X)} points but the dataset {len(dataset)} images; pass the map "
+            "of exactly this dataset (same order)."
+        )
+    return X
+
+
+def thumbnail_grid_over_map(
+    embedding: Any,
+    dataset: Any,
+    grid: int = 10,
+    min_count: int | None = None,
+    ax: Any = None,
+    path: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    title: str | None = None,
+    show_points: bool = True,
+    frame_width: float = 2.0,
+) -> Any:
+    """One image per grid square of the map (the paper's Figure 5b).
+
+    A ``grid x grid`` lattice of square cells covers the map; in each cell with at
+    least ``min_count`` points the image of the point closest to the cell centre
+    is drawn, framed in its class colour.  Cells with fewer points stay empty.
+
+    Parameters
+    ----------
+    embedding
+        (N, 2) map of ``dataset``.
+    dataset
+        The :class:`~tsimcne_nb.datasets.core.ImageDataset` that was embedded.
+    grid
+        Cells per side (the paper: 10).
+    min_count
+        Minimum points in a cell to show an image.  Default ``max(1, N // 3000)``,
+        i.e. about 100 for PCam's 327k images as in the paper.
+    ax, path, overwrite, title
+        As in :func:`plot_map`.
+    show_points
+        Draw the map faintly underneath.
+    frame_width
+        Line width of the class-coloured frames.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.patches import Rectangle
+
+    X = _check_pair(embedding, dataset)
+    if int(grid) < 1:
+        raise ConfigError(f"grid must be >= 1; got {grid}.")
+    grid = int(grid)
+    _precheck(path, overwrite)
+    n = len(X)
+    min_count = max(1, n // 3000) if min_count is None else int(min_count)
+    span = float(max(np.ptp(X[:, 0]), np.ptp(X[:, 1]), 1e-12))
+    centre = (X.min(axis=0) + X.max(axis=0)) / 2
+    lo = centre - span / 2
+    cell = span / grid
+    ij = np.clip(np.floor((X - lo) / cell).astype(int), 0, grid - 1)
+    flat = ij[:, 0] * grid + ij[:, 1]
+    counts = np.bincount(flat, minlength=grid * grid)
+    chosen_cells = np.flatnonzero(counts >= min_count)
+    picks = []
+    for cidx in chosen_cells:
+        members = np.flatnonzero(flat == cidx)
+        cc = lo + (np.array([cidx // grid, cidx % grid]) + 0.5) * cell
+        picks.append(members[np.argmin(((X[members] - cc) ** 2).sum(axis=1))])
+    picks = np.asarray(picks, dtype=np.int64)
+    images = _read_images(dataset, picks)
+    if ax is None:
+        fig = _new_figure((7.0, 6.5))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    labels = getattr(dataset, "labels", None)
+    colors = class_colors(max(dataset.n_classes, 1)) if labels is not None else None
+    if show_points:
+        ax.scatter(X[:, 0], X[:, 1], s=_default_size(n) / 2, c="0.85", lw=0, rasterized=n > 5000)
+    pad = 0.06 * cell
+    for p, img in zip(picks, images, strict=True):
+        cidx = flat[p]
+        x0, y0 = lo + np.array([cidx // grid, cidx % grid]) * cell
+        ax.imshow(img, extent=(x0 + pad, x0 + cell - pad, y0 + pad, y0 + cell - pad),
+                  interpolation="nearest", zorder=2)
+        color = colors[labels[p]] if colors is not None else "0.3"
+        ax.add_patch(Rectangle((x0 + pad, y0 + pad), cell - 2 * pad, cell - 2 * pad, fill=False,
+                               ec=color, lw=frame_width, zorder=3))
+    ax.set_xlim(lo[0], lo[0] + span)
+    ax.set_ylim(lo[1], lo[1] + span)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if labels is not None:
+        from matplotlib.lines import Line2D
+
+        present = np.unique(labels[picks]) if len(picks) else []
+        handles = [Line2D([], [], ls="", marker="s", mfc="none", mec=colors[c], mew=2, ms=8,
+                          label=dataset.class_names[c]) for c in present]
+        if handles:
+            ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.0, 0.5),
+                      frameon=False, fontsize=8)
+    if title is None:
+        title = (f"{getattr(dataset, 'name', '')}: one image per {grid}x{grid} cell "
+                 f"with >= {min_count} points")
+    if getattr(dataset, "synthetic", False) and "synthetic" not in title.lower():
+        title += " [synthetic data]"
+    ax.set_title(title, fontsize=10)
+    if path is not None:
+        save_figure(fig, path, overwrite=overwrite)
+    return fig
+
+
+#: short name used in ARCHITECTURE.md
+thumbnail_grid = thumbnail_grid_over_map
+
+
+# ---------------------------------------------------------------- Figure 4
+def _callout_groups(
+    X: np.ndarray, points: Any, n_images: int, rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(anchor xy, indices of the images shown) for each callout."""
+    n = len(X)
+    arr = np.asarray(points)
+    groups: list[tuple[np.ndarray, np.ndarray]] = []
+    if arr.dtype == np.bool_:
+        if arr.shape != (n,):
+            raise DataError(
+                f"a boolean selection must have one entry per point, shape ({n},); got {arr.shape}."
+            )
+        sel = np.flatnonzero(arr)
+        if sel.size == 0:
+            raise DataError("the boolean selection is empty; select at least one point.")
+        centroid = X[sel].mean(axis=0)
+        anchor = X[sel[np.argmin(((X[sel] - centroid) ** 2).sum(axis=1))]]
+        shown = np.sort(rng.choice(sel, size=min(n_images, sel.size), replace=False))
+        return [(anchor, shown)]
+    if arr.ndim == 1 and np.issubdtype(arr.dtype, np.integer):
+        if arr.size == 0:
+            raise DataError("no points given; pass indices, (x, y) pairs or a boolean selection.")
+        if arr.min() < -n or arr.max() >= n:
+            raise DataError(f"point indices must lie in [0, {n}); got {arr.min()}..{arr.max()}.")
+        anchors = X[arr]
+    elif arr.ndim == 2 and arr.shape[1] == 2 and np.issubdtype(arr.dtype, np.number):
+        if not np.all(np.isfinite(arr)):
+            raise DataError("callout coordinates must be finite numbers.")
+        anchors = arr.astype(np.float64)
+    else:
+        raise DataError(
+            "points must be integer indices (shape (k,)), coordinates (shape (k, 2)) or a boolean "
+            f"selection (shape ({n},)); got dtype {arr.dtype} shape {arr.shape}."
+        )
+    for a in anchors:
+        d = ((X - a) ** 2).sum(axis=1)
+        shown = np.argsort(d, kind="stable")[:n_images]  # the images nearest the chosen point
+        groups.append((X[shown[0]] if arr.ndim == 1 else a, shown))
+    return groups
+
+
+def callouts(
+    embedding: Any,
+    dataset: Any,
+    points: Any,
+    n_images: int = 3,
+    ax: Any = None,
+    path: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    title: str | None = None,
+    other_threshold: int | None = None,
+    zoom: float | None = None,
+    random_state: int | None = 0,
+) -> Any:
+    """The map with image call-outs at chosen places (the paper's Figure 4).
+
+    Parameters
+    ----------
+    embedding
+        (N, 2) map of ``dataset``.
+    dataset
+        The embedded :class:`~tsimcne_nb.datasets.core.ImageDataset`.
+    points
+        Where to call out; one of
+        * coordinates ``[(x, y), ...]`` -- the ``n_images`` points nearest each;
+        * integer indices ``[i, j, ...]`` -- the point and its nearest neighbours;
+        * a boolean selection of length N (e.g. from the Explorer widget) -- one
+          call-out with ``n_images`` random members, anchored at its central point.
+        Nothing is hard-coded: pick places from your own map.
+    n_images
+        Images per call-out.
+    ax, path, overwrite, title, other_threshold
+        As in :func:`plot_map`.
+    zoom
+        Image magnification (default: about 0.5 inch per image).
+    random_state
+        Seed for the members shown of a boolean selection.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    X = _check_pair(embedding, dataset)
+    if int(n_images) < 1:
+        raise ConfigError(f"n_images must be >= 1; got {n_images}.")
+    _precheck(path, overwrite)
+    groups = _callout_groups(X, points, int(n_images), np.random.default_rng(random_state))
+    if ax is None:
+        fig = _new_figure((8.0, 7.0))
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    plot_map(X, dataset.labels, dataset.class_names, ax=ax, other_threshold=other_threshold,
+             title=title)
+    h, w = dataset.image_shape[:2]
+    gap = max(1, w // 14)
+    zoom = (0.5 * fig.dpi / w) if zoom is None else float(zoom)
+    centre = (X.min(axis=0) + X.max(axis=0)) / 2
+    for anchor, shown in groups:
+        imgs = _read_images(dataset, shown)
+        strip = np.full((h, len(imgs) * (w + gap) - gap, 3), 255, np.uint8)
+        for j, img in enumerate(imgs):
+            strip[:, j * (w + gap) : j * (w + gap) + w] = img
+        # place the strip outside the map, in the direction of the anchor from the centre
+        direction = np.asarray(anchor) - centre
+        norm = float(np.hypot(*direction)) or 1.0
+        ux, uy = direction / norm
+        # kept inside the axes (boxes outside are clipped by the figure edge)
+        box_xy = (float(np.clip(0.5 + 0.6 * ux, 0.12, 0.88)), float(np.clip(0.5 + 0.6 * uy, 0.08, 0.92)))
+        ab = AnnotationBbox(
+            OffsetImage(strip, zoom=zoom, interpolation="nearest"), tuple(anchor),
+            xybox=box_xy, xycoords="data", boxcoords="axes fraction",
+            arrowprops={"arrowstyle": "-", "color": "0.2", "lw": 0.8}, pad=0.15,
+            bboxprops={"ec": "0.3"}, annotation_clip=False,
+        )
+        ax.add_artist(ab)
+    syn = getattr(dataset, "synthetic", False)
+    if syn and (title is None or "synthetic" not in title.lower()):
+        ax.set_title(((title + " ") if title else "") + "[synthetic data]", fontsize=10)
+    if path is not None:
+        save_figure(fig, path, overwrite=overwrite)
+    return fig
