@@ -15,7 +15,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-# public name -> module that defines it (imported on first access)
+# public name -> module that defines it (imported on first access).  Sub-modules
+# (tsimcne_nb.compare, tsimcne_nb.qc, ...) are not shadowed by a function of the
+# same name: ``from tsimcne_nb.compare import compare``.
 _LAZY = {
     "ImageDataset": "tsimcne_nb.datasets.core",
     "load_dataset": "tsimcne_nb.datasets.registry",
@@ -27,7 +29,16 @@ _LAZY = {
     "knn_accuracy": "tsimcne_nb.evaluation",
     "silhouette": "tsimcne_nb.evaluation",
     "linear_probe": "tsimcne_nb.evaluation",
-    "compare": "tsimcne_nb.compare",
+    "evaluate": "tsimcne_nb.evaluation",
+    "per_class_report": "tsimcne_nb.evaluation",
+    "contact_sheet": "tsimcne_nb.figures",
+    "plot_map": "tsimcne_nb.figures",
+    "make_backbone": "tsimcne_nb.models",
+    "describe_datasets": "tsimcne_nb.datasets.registry",
+    "qc_report": "tsimcne_nb.qc",
+    "QCReport": "tsimcne_nb.qc",
+    "SimCLR": "tsimcne_nb.training",
+    "BYOL": "tsimcne_nb.training",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])

@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
     p.add_argument("--experiment", default=None, help="named experiment: ablation, linear, cifar-control")
     p.add_argument("--cache-dir", type=Path, default=None, help="feature/embedding cache (default OUT/cache)")
+    p.add_argument(
+        "--resnet-weights", default="auto",
+        help="ImageNet ResNet weights: auto (use the torch hub file if present, else random init, "
+        "labelled NOT ImageNet), none (random init) or PATH to a .pth file",
+    )
 
     p = sub.add_parser("qc", help="quality control: duplicates and artefacts")
     _add_dataset_args(p)
@@ -188,7 +193,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             _load(args),
             methods=None if args.methods is None else [m.strip() for m in args.methods.split(",")],
             seeds=[int(s) for s in args.seeds.split(",")], experiment=args.experiment,
-            cache_dir=args.cache_dir, **common,
+            cache_dir=args.cache_dir,
+            resnet_weights=None if args.resnet_weights.lower() == "none" else args.resnet_weights,
+            **common,
         )
     elif args.command == "qc":
         from tsimcne_nb.qc import qc_to_directory
