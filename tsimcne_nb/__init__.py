@@ -39,6 +39,10 @@ _LAZY = {
     "QCReport": "tsimcne_nb.qc",
     "SimCLR": "tsimcne_nb.training",
     "BYOL": "tsimcne_nb.training",
+    "fit_to_directory": "tsimcne_nb.training",
+    "KNNCallback": "tsimcne_nb.callbacks",
+    "SnapshotCallback": "tsimcne_nb.callbacks",
+    "EarlyStopping": "tsimcne_nb.callbacks",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])
