@@ -1,0 +1,408 @@
+"""Python-side logic of the widgets (no browser): selection, paging, tags, export, linking."""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.errors import ConfigError, DataError
+
+jscatter = pytest.importorskip("jscatter")
+
+from tsimcne_nb.widgets.explorer import (  # noqa: E402
+    NEW_CATEGORY,
+    PREVIEW_KEY,
+    Explorer,
+    LinkedExplorer,
+)
+from tsimcne_nb.widgets.gallery import AugmentationGallery  # noqa: E402
+from tsimcne_nb.widgets.thumbnails import ThumbnailCache, png_data_uri  # noqa: E402
+
+
+def _blobs(n_per: int = 100, seed: int = 0, size: int = 12):
+    """Three well-separated random blobs with random images (random data, synthetic)."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(3), n_per)
+    xy = rng.normal(size=(3 * n_per, 2)) + np.array([[0, 0], [20, 0], [0, 20]])[labels]
+    images = rng.integers(0, 256, size=(3 * n_per, size, size, 3), dtype=np.uint8)
+    meta = pd.DataFrame(
+        {"batch": rng.choice(["b1", "b2"], 3 * n_per), "score": rng.random(3 * n_per)}
+    )
+    ds = ImageDataset(images, labels, ["red", "green", "blue"], meta, name="blobs", synthetic=True)
+    return xy, ds
+
+
+def _decode(uri: str) -> np.ndarray:
+    assert uri.startswith("data:image/png;base64,")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1]))).convert("RGB"))
+
+
+@pytest.fixture
+def blobs():
+    return _blobs()
+
+
+@pytest.fixture
+def explorer(blobs):
+    xy, ds = blobs
+    return Explorer(xy, ds, page_size=10)
+
+
+# ------------------------------------------------------------------ selection
+def test_browser_selection_updates_selected_and_panel(explorer, blobs):
+    _, ds = blobs
+    sel = np.arange(100, 125)
+    explorer.scatter.widget.selection = sel.astype(np.uint32)  # as a lasso in the browser does
+    np.testing.assert_array_equal(explorer.selected, sel)
+    p = explorer.panel
+    assert (p.n_selected, p.n_pages, p.page) == (25, 3, 0)
+    assert [it["index"] for it in p.items] == list(range(100, 110))
+    assert {it["label"] for it in p.items} == {"green"}
+    np.testing.assert_array_equal(_decode(p.items[3]["src"]), ds.images[103])
+
+
+def test_paging_and_clamp(explorer):
+    explorer.select(np.arange(0, 25))
+    explorer.panel.page = 2
+    assert [it["index"] for it in explorer.panel.items] == list(range(20, 25))
+    explorer.panel.page = 7  # past the end: clamped to the last page
+    assert explorer.panel.page == 2
+    explorer.select([3, 4])  # a new selection starts at page 0
+    assert explorer.panel.page == 0 and [it["index"] for it in explorer.panel.items] == [3, 4]
+
+
+def test_sample_mode(explorer):
+    explorer.select(np.arange(0, 200))
+    explorer.panel.mode = "sample"
+    first = [it["index"] for it in explorer.panel.items]
+    assert len(first) == 10 and set(first) <= set(range(200))
+    assert first != list(range(10))
+    explorer.panel.resample += 1
+    second = [it["index"] for it in explorer.panel.items]
+    assert len(second) == 10 and second != first
+    explorer.panel.resample -= 1  # same seed, same sample
+    assert [it["index"] for it in explorer.panel.items] == first
+    explorer.panel.mode = "bogus"  # invalid mode from the front-end is refused
+    assert explorer.panel.mode == "sample"
+
+
+def test_large_selection_encodes_only_one_page():
+    rng = np.random.default_rng(1)
+    n = 10_000
+    images = rng.integers(0, 256, size=(n, 8, 8, 3), dtype=np.uint8)
+    ex = Explorer(rng.normal(size=(n, 2)), images, page_size=100)
+    assert len(ex.cache) == 0  # nothing encoded up front
+    ex.scatter.widget.selection = np.arange(n, dtype=np.uint32)
+    assert ex.panel.n_selected == n and len(ex.panel.items) == 100
+    assert ex.cache.misses == 100 and len(ex.cache) == 100
+
+
+def test_select_from_python(explorer):
+    explorer.select([5, 1, 5, 250])
+    np.testing.assert_array_equal(explorer.selected, [1, 5, 250])
+    np.testing.assert_array_equal(np.sort(explorer.scatter.widget.selection), [1, 5, 250])
+    mask = np.zeros(300, bool)
+    mask[[7, 8]] = True
+    explorer.select(mask)
+    np.testing.assert_array_equal(explorer.selected, [7, 8])
+    explorer.select(None)
+    assert len(explorer.selected) == 0 and explorer.panel.items == []
+    with pytest.raises(DataError, match=r"\[0, 299\]"):
+        explorer.select([300])
+    with pytest.raises(DataError, match="integer"):
+        explorer.select([0.5])
+
+
+def test_selection_frame(explorer):
+    explorer.select([0, 150])
+    frame = explorer.selection_frame()
+    assert list(frame["index"]) == [0, 150]
+    assert list(frame["label_name"]) == ["red", "green"]
+    assert {"x", "y", "label", "tags", "batch", "score", "source_index", "split", "new"} <= set(
+        frame
+    )
+    np.testing.assert_allclose(frame[["x", "y"]].to_numpy(), explorer._xy[[0, 150]])
+
+
+def test_click_on_thumbnail_focuses_point(explorer):
+    explorer.select([10, 11, 12])
+    explorer._on_panel_msg(explorer.panel, {"type": "click", "index": 11}, [])
+    assert explorer.focused == 11 and explorer.panel.focused == 11
+    assert explorer.scatter.widget.hovering == 11
+    (rect,) = explorer.scatter.annotations()["annotations"]
+    assert rect.x_start < rect.x_end
+    np.testing.assert_array_equal(explorer.selected, [10, 11, 12])  # selection unchanged
+
+
+def test_hover_preview_is_encoded_lazily(explorer, blobs, monkeypatch):
+    _, ds = blobs
+    sent = []
+    monkeypatch.setattr(explorer.scatter.widget, "send", sent.append)
+    assert 42 not in explorer.cache
+    event = {"type": "tooltip", "index": 42, "preview": PREVIEW_KEY, "properties": ["class"]}
+    explorer.scatter.widget._handle_custom_msg(
+        {**event, "type": explorer.scatter.widget.event_types["TOOLTIP"]}, []
+    )
+    (msg,) = sent
+    assert msg["index"] == 42 and msg["properties"] == {"class": "red"}
+    np.testing.assert_array_equal(_decode(msg["preview"]), ds.images[42])
+    assert 42 in explorer.cache
+    assert PREVIEW_KEY not in explorer.scatter.widget.data  # no image column
+
+
+# ----------------------------------------------------------------------- tags
+def test_tags_several_per_point_and_show_tags(explorer):
+    explorer.select(np.arange(0, 5))
+    explorer.tag("odd")
+    explorer.tag("first", [0, 1])
+    assert set(explorer.tags) == {"odd", "first"}
+    frame = explorer.selection_frame([0, 3, 200])
+    assert list(frame["tags"]) == ["odd;first", "odd", ""]
+    explorer.show_tags()
+    color = explorer.scatter.color()
+    assert color["by"] == "tag"
+    tag_col = explorer.scatter.widget.data["tag"]
+    assert tag_col[0] == "first" and tag_col[3] == "odd" and tag_col[200] == "untagged"
+    explorer.untag("first", [1])
+    np.testing.assert_array_equal(explorer.tags["first"], [0])
+    explorer.show_colors()
+    assert explorer.scatter.color()["by"] == "color"
+
+
+def test_tag_errors(explorer):
+    with pytest.raises(DataError, match="selection is empty"):
+        explorer.tag("x")
+    with pytest.raises(ConfigError, match="tag name"):
+        explorer.tag("", [1])
+    with pytest.raises(ConfigError, match="no tag named"):
+        explorer.untag("missing")
+
+
+# --------------------------------------------------------------------- export
+@pytest.mark.parametrize("suffix", [".csv", ".parquet"])
+def test_export_tags_and_selection(explorer, tmp_path, suffix):
+    explorer.tag("a", [1, 2])
+    explorer.tag("b", [2, 200])
+    path = explorer.export(tmp_path / f"tags{suffix}")
+    read = pd.read_csv if suffix == ".csv" else pd.read_parquet
+    frame = read(path)
+    assert list(frame["index"]) == [1, 2, 200]
+    assert list(frame["tag:a"]) == [True, True, False] and list(frame["tag:b"]) == [
+        False,
+        True,
+        True,
+    ]
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        explorer.export(path)
+    explorer.select([7])
+    explorer.export(path, what="selection", overwrite=True)
+    assert list(read(path)["index"]) == [7]
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary files left
+
+
+def test_export_errors(explorer, tmp_path):
+    with pytest.raises(DataError, match="no tags"):
+        explorer.export(tmp_path / "t.csv")
+    with pytest.raises(ConfigError, match=r"\.csv or \.parquet"):
+        explorer.export(tmp_path / "t.xlsx", what="selection")
+    with pytest.raises(ConfigError, match="what must be"):
+        explorer.export(tmp_path / "t.csv", what="everything")
+
+
+# --------------------------------------------------------------------- colour
+def test_color_by_metadata_and_scores(blobs):
+    xy, ds = blobs
+    ex = Explorer(xy, ds, color_by="batch")
+    assert set(ex.scatter.widget.data["color"].cat.categories) == {"b1", "b2"}
+    scores = np.linspace(0, 1, len(xy))
+    ex2 = Explorer(xy, ds, color_by=scores)
+    np.testing.assert_allclose(ex2.scatter.widget.data["color"], scores)
+    with pytest.raises(ConfigError, match="metadata column"):
+        Explorer(xy, ds, color_by="nope")
+    with pytest.raises(DataError, match="one value per point"):
+        Explorer(xy, ds, color_by=scores[:-1])
+
+
+def test_input_errors(blobs):
+    xy, ds = blobs
+    with pytest.raises(DataError, match=r"shape \(N, 2\)"):
+        Explorer(np.zeros((300, 3)), ds)
+    with pytest.raises(DataError, match="one point per image"):
+        Explorer(xy[:-1], ds)
+    bad = xy.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(DataError, match="NaN"):
+        Explorer(bad, ds)
+    with pytest.raises(ConfigError, match="page_size"):
+        Explorer(xy, ds, page_size=0)
+    with pytest.raises(ConfigError, match="mode"):
+        Explorer(xy, ds, mode="all")
+
+
+# ------------------------------------------------------------------- linking
+def test_linked_explorer_syncs_selection_and_hover(blobs):
+    xy, ds = blobs
+    linked = LinkedExplorer([xy, xy[:, ::-1] * 2], ds, titles=["A", "B"])
+    a, b = linked.explorers
+    b.scatter.widget.selection = np.array([3, 4, 5], np.uint32)  # lasso on the second map
+    np.testing.assert_array_equal(a.selected, [3, 4, 5])
+    np.testing.assert_array_equal(linked.selected, [3, 4, 5])
+    assert [it["index"] for it in linked.panel.items] == [3, 4, 5]
+    a.scatter.widget.hovering = 9
+    assert b.scatter.widget.hovering == 9
+    linked.select([1])
+    np.testing.assert_array_equal(b.selected, [1])
+    linked.tag("t")
+    assert b.scatter.widget.data["tag"][1] == "t"
+    frame = linked.selection_frame()
+    assert frame.loc[0, "x1"] == pytest.approx(xy[1, 1] * 2)
+    assert a.cache is b.cache
+    with pytest.raises(ConfigError, match="one title per map"):
+        LinkedExplorer([xy, xy], ds, titles=["only one"])
+
+
+# -------------------------------------------------------------- out of sample
+class _Model:
+    def __init__(self):
+        self.seen = None
+
+    def transform(self, images):
+        self.seen = np.asarray(images)
+        return np.tile([[40.0, 40.0]], (len(images), 1))
+
+
+def test_add_points(explorer, blobs):
+    _, ds = blobs
+    model = _Model()
+    new = ds.images[:4][:, ::-1]  # flipped copies as "new" images
+    idx = explorer.add_points(new, model)
+    np.testing.assert_array_equal(idx, [300, 301, 302, 303])
+    np.testing.assert_array_equal(model.seen, new)
+    np.testing.assert_array_equal(explorer.selected, idx)
+    assert explorer.scatter.widget.points.shape[0] == 304
+    assert explorer.scatter.widget.data["class"][301] == NEW_CATEGORY
+    assert NEW_CATEGORY in explorer.scatter.widget.data["color"].cat.categories
+    np.testing.assert_array_equal(_decode(explorer.panel.items[1]["src"]), new[1])
+    frame = explorer.selection_frame()
+    assert frame["new"].all() and (frame["label_name"] == NEW_CATEGORY).all()
+
+
+def test_add_points_errors(explorer, blobs):
+    _, ds = blobs
+    with pytest.raises(ConfigError, match="transform"):
+        explorer.add_points(ds.images[:2])
+
+    class Bad:
+        def transform(self, images):
+            return np.zeros((len(images), 3))
+
+    with pytest.raises(DataError, match="transform"):
+        explorer.add_points(ds.images[:2], Bad())
+    with pytest.raises(DataError, match="resize"):
+        explorer.add_points(np.zeros((2, 5, 5, 3), np.uint8), _Model())
+
+
+# ---------------------------------------------------------------- thumbnails
+def test_thumbnail_cache_is_bounded_lru():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(50, 6, 6, 3), dtype=np.uint8)
+    cache = ThumbnailCache(images, size=None, maxsize=5)
+    uris = cache.get_many(range(20))
+    assert len(cache) == 5 and len(set(uris)) == 20
+    assert [i for i in range(20) if i in cache] == [15, 16, 17, 18, 19]
+    cache.get(15)  # touch: 16 is now the oldest
+    cache.get(30)
+    assert 16 not in cache and 15 in cache
+    np.testing.assert_array_equal(_decode(cache.get(3)), images[3])
+    with pytest.raises(ConfigError, match="maxsize"):
+        ThumbnailCache(images, maxsize=0)
+
+
+def test_thumbnails_shrink_large_images():
+    img = np.random.default_rng(0).integers(0, 256, (200, 100, 3), dtype=np.uint8)
+    assert _decode(png_data_uri(img, 56)).shape == (56, 28, 3)
+    assert _decode(png_data_uri(img[:20, :20], 56)).shape == (20, 20, 3)
+
+
+# ------------------------------------------------------------------- gallery
+def test_gallery_renders_distinct_views_per_preset(blobs):
+    pytest.importorskip("torch")
+    _, ds = blobs
+    g = AugmentationGallery(ds, n_views=6, n_images=2)
+    from tsimcne_nb.augmentations import make_augmentation
+
+    assert g._factory is make_augmentation  # the training code's augmentation by default
+    views = g.views
+    assert set(views) == {"default", "rot90", "randrot"}
+    for v in views.values():
+        assert v.shape == (2, 6, 12, 12, 3) and v.dtype == np.uint8
+        flat = v[0].reshape(6, -1)
+        assert len({row.tobytes() for row in flat}) == 6  # six different views
+    rows = g._view.rows
+    assert len(rows) == 3 * 2 and all(len(r["views"]) == 6 for r in rows)
+    before = views["default"].copy()
+    g.redraw()
+    assert not np.array_equal(before, g.views["default"])
+    assert g._view.generation == 1
+
+
+def test_gallery_strength_overrides_reach_the_augmentation(blobs):
+    _, ds = blobs
+    calls = []
+
+    class Stub:
+        def __init__(self, preset, size, **kw):
+            calls.append((preset, size, kw))
+
+        def __call__(self, images, generator=None):
+            import torch
+
+            x = images.permute(0, 3, 1, 2).float() / 255
+            return x * torch.rand(x.shape[0], 1, 1, 1, generator=generator)
+
+    g = AugmentationGallery(
+        ds, presets=("default",), n_views=3, indices=[0, 5], augmentation_factory=Stub
+    )
+    calls.clear()
+    g.set_strength(crop_scale_min=0.5, grayscale_p=0.0)
+    (preset, size, kw) = calls[-1]
+    assert preset == "default" and size == 12
+    assert kw["crop_scale"] == (0.5, 1.0) and kw["grayscale_p"] == 0.0
+    np.testing.assert_allclose(kw["fill"], ds.border_color())
+    widget = g.widget
+    assert g._sliders["crop_scale_min"].value == 0.5
+    g._sliders["grayscale_p"].value = 0.4  # moving a slider redraws with that strength
+    assert calls[-1][2]["grayscale_p"] == pytest.approx(0.4)
+    g.reset()
+    assert "grayscale_p" not in calls[-1][2]
+    assert widget is g.widget
+    with pytest.raises(ConfigError, match="unknown strength"):
+        g.set_strength(blur=1.0)
+    with pytest.raises(ConfigError, match=r"must lie in"):
+        g.set_strength(hue=2.0)
+    with pytest.raises(DataError, match="indices"):
+        AugmentationGallery(ds, indices=[1000], augmentation_factory=Stub)
+    with pytest.raises(ConfigError, match="presets"):
+        AugmentationGallery(ds, presets="default", augmentation_factory=Stub)
+
+
+# ------------------------------------------------------------ static fallback
+def _png_pixels(bundle) -> np.ndarray:
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    return np.asarray(Image.open(io.BytesIO(bundle["image/png"])).convert("RGB"))
+
+
+def test_static_fallback_mimebundles(explorer, blobs):
+    xy, ds = blobs
+    px = _png_pixels(explorer._repr_mimebundle_())
+    assert px.std() > 5  # a drawn map, not a blank image
+    linked = LinkedExplorer([xy, -xy], ds)
+    assert _png_pixels(linked._repr_mimebundle_()).shape[1] > px.shape[1] * 0.9
+    g = AugmentationGallery(ds, presets=("default",), n_views=2, n_images=1)
+    assert _png_pixels(g._repr_mimebundle_()).std() > 5
