@@ -522,3 +522,28 @@ def test_qc_to_directory_tsimcne_plumbing(tmp_path, monkeypatch):
                       "num_threads": 1, "progress": False}]
     rec = json.loads((tmp_path / "recovery.json").read_text())
     assert rec["duplicates"]["recall"] >= 0.9 and rec["duplicates"]["precision"] >= 0.9
+
+
+def test_to_explorer_tags_skips_empty_tags():
+    """An explorer refuses an empty tag list; a report without artefacts must still push its duplicates."""
+    from tsimcne_nb.datasets.core import ImageDataset
+    from tsimcne_nb.qc import qc_report
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(30, 16, 16, 3), dtype=np.uint8)
+    images[10] = images[3]  # one exact duplicate pair, nothing else
+    ds = ImageDataset(images, labels=np.zeros(30, dtype=int))
+    report = qc_report(ds)
+
+    class StrictExplorer:
+        def __init__(self):
+            self.calls = {}
+
+        def tag(self, name, indices):
+            if len(indices) == 0:
+                raise ValueError("nothing to tag")
+            self.calls[name] = list(indices)
+
+    ex = report.to_explorer_tags(StrictExplorer())
+    assert "artefact" not in ex.calls
+    assert set(ex.calls.get("duplicate", [])) & {3, 10}

@@ -1151,7 +1151,8 @@ class QCReport:
             )
         for name in ("duplicate", "artefact"):
             idx = np.flatnonzero(self.tags["tag"].to_numpy() == name)
-            explorer.tag(name, idx.tolist())
+            if idx.size:  # an explorer refuses to tag nothing; a report may have no such images
+                explorer.tag(name, idx.tolist())
         return explorer
 
     # ------------------------------------------------------------ export
