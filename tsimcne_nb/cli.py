@@ -157,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return _dispatch(args)
+    except BrokenPipeError:  # e.g. `tsimcne-nb datasets | head`
+        return 0
     except (TSimCNEError, FileExistsError, FileNotFoundError) as exc:
         print(f"tsimcne-nb {args.command}: error: {exc}", file=sys.stderr)
         return 1
@@ -185,8 +187,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "fit":
         from tsimcne_nb.training import fit_to_directory
 
+        epochs = _parse_epochs(args.epochs)  # before loading: a typo fails at once
         result = fit_to_directory(
-            _load(args), augment=args.augment, total_epochs=_parse_epochs(args.epochs),
+            _load(args), augment=args.augment, total_epochs=epochs,
             backbone=args.backbone, batch_size=args.batch_size, precision=args.precision,
             checkpoint_every=args.checkpoint_every, resume=args.resume,
             **{k: v for k, v in (("learning_rate", args.lr), ("stage3_lr_factor", args.stage3_lr_factor),
