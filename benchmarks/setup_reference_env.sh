@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Create the reference environment for benchmarks/train_throughput.py: the original
+# t-SimCNE release (tsimcne==0.3.12, the last pip release that runs; 0.4.x does not)
+# in its own virtual environment, never in the toolkit's environment.
+#
+#   bash benchmarks/setup_reference_env.sh [VENV_PATH]      (default /tmp/tsimcne-ref)
+#   python benchmarks/train_throughput.py --ref-python VENV_PATH/bin/python
+#
+# The venv sees the system site-packages, so the original runs on the *same* torch,
+# torchvision, numpy and Pillow as this toolkit (a fair comparison, and no second
+# multi-GB torch download).  tsimcne is installed with --no-deps because its pinned
+# requirements would replace that torch; the one extra it needs is `lightning`.
+# Environment: PYTHON (default: python3) picks the interpreter.
+set -euo pipefail
+
+VENV="${1:-/tmp/tsimcne-ref}"
+PY="${PYTHON:-python3}"
+
+if [ -e "$VENV" ] && [ ! -x "$VENV/bin/python" ]; then
+    echo "error: $VENV exists but is not a virtual environment; give another path." >&2
+    exit 1
+fi
+
+"$PY" -c "import torch, torchvision, numpy, PIL" 2>/dev/null || {
+    echo "error: $PY cannot import torch/torchvision/numpy/Pillow; install the toolkit's" \
+         "requirements first (the reference venv reuses them)." >&2
+    exit 1
+}
+
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV" --system-site-packages
+fi
+"$VENV/bin/python" -m pip install --quiet --no-deps "tsimcne==0.3.12"
+"$VENV/bin/python" -m pip install --quiet lightning
+
+# smoke check: the package imports and reports the expected version
+"$VENV/bin/python" - <<'EOF'
+import importlib.metadata as m
+
+import lightning  # noqa: F401
+import tsimcne.tsimcne  # noqa: F401
+
+v = m.version("tsimcne")
+assert v == "0.3.12", f"expected tsimcne 0.3.12, got {v}"
+print(f"reference environment ready: tsimcne {v}, lightning {m.version('lightning')}")
+EOF
+echo "use: python benchmarks/train_throughput.py --ref-python $VENV/bin/python"
