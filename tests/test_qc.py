@@ -489,7 +489,9 @@ def test_qc_to_directory_tsne_pixels_end_to_end(tmp_path):
     with pytest.raises(ConfigError, match="map_method"):
         qc.qc_to_directory(ds, tmp_path / "other", map_method="umap")
     assert not (tmp_path / "other").exists()  # bad configuration fails before anything is written
-    assert out == str(tmp_path / "qc")
+    assert out.splitlines()[0] == f"QC report (tsne-pixels map) written to {tmp_path / 'qc'}"
+    for kind, r in rec.items():  # the summary repeats what recovery.json holds
+        assert f"{kind} ({r['count']} injected): precision {r['precision']:.3f}" in out
 
 
 def test_qc_to_directory_tsimcne_plumbing(tmp_path, monkeypatch):

@@ -1590,7 +1590,13 @@ def qc_to_directory(
         atomic_write_json(out / "recovery.json", recovery, overwrite=overwrite)
     manifest = _manifest(dataset, kinds, map_method, augment, budget, random_state, device_info, timings, recovery)
     atomic_write_json(out / "manifest.json", manifest, overwrite=overwrite)
-    return str(out)
+    lines = [f"QC report ({map_method} map) written to {out}"]
+    for kind, rec in recovery.items():
+        lines.append(
+            f"  {kind} ({rec['count']} injected): precision {rec['precision']:.3f}, "
+            f"recall {rec['recall']:.3f} (top-ranked group)"
+        )
+    return "\n".join(lines)
 
 
 def _save_reports_figure(reports: Mapping[str, QCReport], path: Path, overwrite: bool) -> None:
