@@ -1078,9 +1078,10 @@ class TSimCNE(_ContrastiveLearner):
         the published recipe: epochs (1000, 50, 450), batch 1024, stage-3 lr / 1000,
         10 warm-up epochs, ResNet18 with a small stem for <= 32 px images and the
         torchvision ResNet18 for larger ones (as the paper did for 96 px PCam).
-        ``"quick"`` is a CPU-sized starting point: epochs (30, 3, 20), batch 256, a
-        16-wide ResNet18 (``"resnet18_narrow"``), stage-3 lr / 10, 2 warm-up epochs.  It
-        trades map quality for ~100x less compute; see :data:`tsimcne_nb.budgets.QUICK`.
+        ``"quick"`` is a CPU-sized schedule: epochs (45, 4, 30), batch 256, a 16-wide
+        ResNet18 (``"resnet18_narrow"``), stage-3 lr * 0.3, 2 warm-up epochs.  It trades
+        map quality for ~300x less compute; see :data:`tsimcne_nb.budgets.QUICK` and
+        ``docs/quick-budget.md``.
     total_epochs : tuple of 3 int, optional
         Epochs of stages 1, 2 and 3.  A stage with 0 epochs is skipped (stage 2's new
         output layer is still made), but stages 2 and 3 cannot both be 0.
