@@ -119,7 +119,7 @@ def test_figure_panels_titles_and_other(ds, fakes, monkeypatch, tmp_path):
     for ax, rec in zip(axes, res.records, strict=True):
         assert f"kNN {100 * rec['knn_accuracy']:.1f}%" in ax.get_title()
         assert f"sil {rec['silhouette']:.2f}" in ax.get_title()
-    legends = [[t.get_text() for t in a.get_legend().get_texts()] for a in axes if a.get_legend()]
+    legends = [[t.get_text() for t in leg.get_texts()] for leg in fig.legends]
     assert legends and legends[0][-1] == "other"  # class 'c' (10 points) merged
     assert (tmp_path / "f.png").stat().st_size > 1000
     with pytest.raises(FileExistsError):

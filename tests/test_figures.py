@@ -107,7 +107,8 @@ def test_plot_panels(ds, emb, tmp_path):
                               ds.class_names, ncols=2, path=tmp_path / "p.png")
     visible = [ax for ax in fig.get_axes() if ax.get_visible()]
     assert [ax.get_title() for ax in visible] == ["A\nkNN 90%", "B", "C"]
-    assert sum(ax.get_legend() is not None for ax in visible) >= 1
+    # one legend for the whole figure, outside the grid, and none on the panels
+    assert len(fig.legends) == 1 and all(ax.get_legend() is None for ax in visible)
     _is_png(tmp_path / "p.png")
     with pytest.raises(FileExistsError):
         figures.plot_panels([("A", emb)], path=tmp_path / "p.png")

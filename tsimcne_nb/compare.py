@@ -307,6 +307,8 @@ class ComparisonResult:
             n = len(panels[0][1])
             other_threshold = max(2, int(math.ceil(0.01 * n))) if self.labels is not None else None
         suptitle = self.column_name + (f" — {self.experiment}" if self.experiment else "")
+        if self.synthetic and "SYNTHETIC" not in suptitle:
+            suptitle += " [SYNTHETIC data]"
         return plot_panels(panels, self.labels, self.class_names, ncols=ncols,
                            other_threshold=other_threshold, suptitle=suptitle, path=path,
                            overwrite=overwrite)

@@ -381,10 +381,18 @@ def plot_panels(
     for i, (ax, (t, emb)) in enumerate(zip(axes, items, strict=False)):
         plot_map(
             emb, labels, class_names=class_names, title=str(t), ax=ax,
-            other_threshold=other_threshold, s=s, legend=(i == n - 1 or i == ncols - 1),
+            other_threshold=other_threshold, s=s, legend=(i == 0),
         )
     for ax in axes[n:]:
         ax.set_visible(False)
+    # One legend for the whole figure, outside the grid: a legend attached to a panel makes
+    # the constrained layout widen that panel's column and leaves gaps in the grid.
+    panel_legend = axes[0].get_legend()
+    if panel_legend is not None:
+        handles = panel_legend.legend_handles
+        texts = [t.get_text() for t in panel_legend.get_texts()]
+        panel_legend.remove()
+        fig.legend(handles, texts, loc="outside right center", frameon=False, markerscale=2)
     if suptitle:
         fig.suptitle(suptitle, fontsize=11)
     if path is not None:
