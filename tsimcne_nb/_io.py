@@ -19,6 +19,12 @@ from typing import IO, Any
 import numpy as np
 
 
+def _umask() -> int:
+    mask = os.umask(0)  # the only portable way to read the umask is to set it
+    os.umask(mask)
+    return mask
+
+
 def check_can_write(path: str | os.PathLike, overwrite: bool) -> Path:
     """Return ``path`` as a Path; raise FileExistsError if it exists and ``overwrite`` is False."""
     path = Path(path)
@@ -46,6 +52,8 @@ def atomic_open(
             yield fh
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp makes the file private (0600); give it the permissions a plain open() would
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
