@@ -25,6 +25,7 @@ import traitlets
 from tsimcne_nb._io import atomic_write_bytes, check_can_write
 from tsimcne_nb.datasets.core import ImageDataset, as_dataset, validate_images
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.widgets._display import StaticFallbackDisplay
 from tsimcne_nb.widgets.thumbnails import ThumbnailCache
 
 #: name of the (virtual) tooltip preview column: answered by encoding on hover
@@ -186,7 +187,7 @@ def render_map_png(
     return buf.getvalue()
 
 
-class Explorer:
+class Explorer(StaticFallbackDisplay):
     """A WebGL map of an embedding linked to a grid of the selected images.
 
     Parameters
@@ -751,21 +752,6 @@ class Explorer:
             title = (title + " (synthetic data)").strip()
         return render_map_png(self._xy, self._df[by], size=size, title=title)
 
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any):
-        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
-        data = bundle[0] if isinstance(bundle, tuple) else bundle
-        data = dict(data or {})
-        # a PNG next to the widget view: nbconvert/static HTML shows it when no widget state is saved
-        data["image/png"] = self.static_png()
-        data.setdefault("text/plain", repr(self))
-        return data
-
-    def display(self) -> None:
-        """Display the explorer (same as leaving it as the last expression of a cell)."""
-        from IPython.display import display
-
-        display(self)
-
     def __repr__(self) -> str:
         return (
             f"Explorer(n_points={self.n_points}, selected={len(self._selected)}, "
@@ -773,7 +759,7 @@ class Explorer:
         )
 
 
-class LinkedExplorer:
+class LinkedExplorer(StaticFallbackDisplay):
     """Several maps of the same images side by side, with synced selection and hover.
 
     Parameters
@@ -910,13 +896,6 @@ class LinkedExplorer:
         buf = io.BytesIO()
         out.save(buf, format="PNG")
         return buf.getvalue()
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any):
-        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
-        data = dict((bundle[0] if isinstance(bundle, tuple) else bundle) or {})
-        data["image/png"] = self.static_png()
-        data.setdefault("text/plain", repr(self))
-        return data
 
     def __repr__(self) -> str:
         return f"LinkedExplorer(maps={len(self.explorers)}, selected={len(self.selected)})"

@@ -19,6 +19,7 @@ import traitlets
 
 from tsimcne_nb.datasets.core import ImageDataset, as_dataset
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.widgets._display import StaticFallbackDisplay
 from tsimcne_nb.widgets.thumbnails import png_data_uri
 
 #: slider name -> (label, min, max, step, Augmentation default when it cannot be read)
@@ -59,7 +60,7 @@ def _to_uint8_nhwc(views: Any) -> np.ndarray:
     )
 
 
-class AugmentationGallery:
+class AugmentationGallery(StaticFallbackDisplay):
     """A grid of augmented views per preset, redrawn by a button, with strength sliders.
 
     Parameters
@@ -344,18 +345,6 @@ class AugmentationGallery:
         buf = io.BytesIO()
         out.save(buf, format="PNG")
         return buf.getvalue()
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any):
-        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
-        data = dict((bundle[0] if isinstance(bundle, tuple) else bundle) or {})
-        data["image/png"] = self.static_png()
-        data.setdefault("text/plain", repr(self))
-        return data
-
-    def display(self) -> None:
-        from IPython.display import display
-
-        display(self)
 
     def __repr__(self) -> str:
         return (
