@@ -36,6 +36,7 @@ from tests.browser.conftest import (  # noqa: E402
     CHROMIUM_ARGS,
     LabServer,
     NotebookPage,
+    make_page,
     write_notebook,
 )
 
@@ -94,19 +95,9 @@ def _mask(px, cluster):
     return (g - r > 40) & (g > b + 8)
 
 
-def _open(browser, lab, name, cells):
-    write_notebook(lab.root / name, cells)
-    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = ctx.new_page()
-    page.set_default_timeout(180_000)
-    nb = NotebookPage(page, lab, name)
-    nb.open_and_run_all()
-    return ctx, nb
-
-
 def lasso_latency(browser, lab, page_size: int, reps: int) -> dict[str, list[float]]:
     cells = [SETUP.replace("PAGE_SIZE", str(page_size)), "ex"]
-    ctx, nb = _open(browser, lab, f"latency_{page_size}.ipynb", cells)
+    ctx, nb = make_page(browser, lab, cells, f"latency_{page_size}.ipynb", timeout_ms=180_000)
     page = nb.page
     try:
         page.locator(".tsimcne-panel").wait_for(state="visible")

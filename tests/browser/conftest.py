@@ -262,11 +262,14 @@ class NotebookPage:
         return json.loads(self.run(f"import json as _j; print(_j.dumps({expr}))").strip())
 
 
-def make_page(browser, lab: LabServer, notebook_cells: list[str], name: str):
+def make_page(
+    browser, lab: LabServer, notebook_cells: list[str], name: str, timeout_ms: int = 60_000
+):
+    """Write a notebook of ``notebook_cells``, open it in a new browser context and run it all."""
     write_notebook(lab.root / name, notebook_cells)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    page.set_default_timeout(60_000)
+    page.set_default_timeout(timeout_ms)
     nb = NotebookPage(page, lab, name)
     nb.open_and_run_all()
     return context, nb
