@@ -104,6 +104,82 @@ def test_tight_cluster_input_errors():
         qc.find_tight_clusters(np.random.default_rng(0).normal(size=(50, 2)), np.zeros((49, 4)))
 
 
+# ---------------------------------------------------------- feature clusters
+def _classes_with_planted(seed: int = 0, n_classes: int = 5, per_class: int = 200, planted: int = 30):
+    """Gaussian classes in 16-d plus ``planted`` perturbed copies of one point near a class.
+
+    The copies are no closer to each other than images of a class are (noise 0.5 vs class
+    spread 1.0 in 16 dimensions), so distance thresholds alone miss them, but each copy's
+    nearest neighbours are other copies.
+    """
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 6, size=(n_classes, 16))
+    x = np.concatenate([c + rng.normal(0, 1.0, size=(per_class, 16)) for c in centres])
+    source = centres[1] + rng.normal(0, 1.0, size=16) * 2.5
+    copies = source + rng.normal(0, 0.5, size=(planted, 16))
+    feats = np.concatenate([x, copies]).astype(np.float32)
+    truth = np.zeros(len(feats), dtype=bool)
+    truth[-planted:] = True
+    return feats, truth
+
+
+def test_feature_clusters_recover_planted_copies():
+    feats, truth = _classes_with_planted()
+    df = qc.find_feature_clusters(feats, k=10, metric="euclidean")
+    assert len(df) >= 1
+    scores = qc.recovery_scores(df, truth, top=1)
+    assert scores["precision"] >= 0.9 and scores["recall"] >= 0.9
+    top = df.loc[0]
+    assert top["score"] > 2.5 and top["closure"] > 0.9
+    assert top["feature_confirmation"] > 0  # each copy's nearest copy is closer than typical neighbours
+    # a distance threshold alone finds only a few of the copies: they are as far apart as class members
+    assert qc.recovery_scores(qc.near_duplicate_groups(feats, metric="euclidean"), truth)["recall"] < 0.5
+    # the classes themselves are too big to be reported, and nothing natural scores near the copies
+    assert df["size"].max() <= 100
+    clean = qc.find_feature_clusters(feats[~truth], k=10, metric="euclidean")
+    assert len(clean) == 0 or clean["score"].max() < top["score"] - 1.0
+
+
+def test_feature_closure_is_relative_to_ordinary_neighbourhoods():
+    from sklearn.neighbors import NearestNeighbors
+
+    feats, truth = _classes_with_planted()
+    ball = NearestNeighbors(n_neighbors=30).fit(feats).kneighbors(feats[:1])[1][0]  # an image + 29 NN
+    rng = np.random.default_rng(1)
+    scattered = rng.choice(np.flatnonzero(~truth), size=30, replace=False)
+    planted, ordinary, random_set = qc.feature_closure(
+        feats, [np.flatnonzero(truth), ball, scattered], metric="euclidean")
+    assert planted > 2.5
+    assert abs(ordinary) < 1.0
+    assert random_set < -1.0
+    # a precomputed neighbour graph gives the same answer
+    knn = qc._feature_knn(feats, 10, "euclidean")
+    again = qc.feature_closure(feats, [np.flatnonzero(truth)], metric="euclidean", knn=knn)
+    assert again[0] == pytest.approx(planted)
+    with pytest.raises(ConfigError, match="k \\(neighbours"):
+        qc.feature_closure(feats, [ball], k=0)
+    with pytest.raises(ConfigError, match="min_size"):
+        qc.find_feature_clusters(feats, min_size=1)
+    with pytest.raises(DataError, match="more than"):
+        qc.find_feature_clusters(feats[:8], k=10)
+
+
+def test_tight_cluster_needs_feature_support():
+    # the same map cluster, once with features that agree and once with features that do not
+    emb, truth = _blobs_with_planted()
+    rng = np.random.default_rng(3)
+    agree = rng.normal(size=(len(emb), 16)).astype(np.float32)
+    agree[truth] = agree[truth][0] + rng.normal(0, 0.05, size=(truth.sum(), 16))
+    disagree = rng.normal(size=(len(emb), 16)).astype(np.float32)
+    a = qc.find_tight_clusters(emb, agree, min_size=5)
+    d = qc.find_tight_clusters(emb, disagree, min_size=5)
+    pick = lambda df: df.loc[[truth[m].mean() > 0.9 for m in df["members"]]].iloc[0]  # noqa: E731
+    ga, gd = pick(a), pick(d)
+    assert ga["score"] == pytest.approx(min(ga["map_score"], ga["feature_closure"]))
+    assert gd["feature_closure"] < 0.5 < ga["feature_closure"]
+    assert gd["score"] < ga["score"] - 1.0
+
+
 # ---------------------------------------------------------- near duplicates
 def _features_with_copies(seed: int = 0):
     rng = np.random.default_rng(seed)
@@ -228,6 +304,39 @@ def test_robust_z_and_property_outliers():
     assert found == {"low brightness": [5, 9], "high near_black": [7, 8, 11]}
     with pytest.raises(ConfigError, match="z_threshold"):
         qc.property_outliers(props, z_threshold=0)
+
+
+def test_property_outliers_on_several_properties_form_one_clean_group():
+    # black blobs make images dark-pixelled *and* sharp-edged; some natural images are sharp too
+    rng = np.random.default_rng(0)
+    n = 400
+    props = pd.DataFrame({"sharpness": rng.normal(0.02, 0.002, n), "near_black": np.zeros(n)})
+    artefacts = np.arange(20, 40)
+    sharp_only = np.arange(100, 108)
+    props.loc[artefacts, "near_black"] = rng.uniform(0.1, 0.25, len(artefacts))
+    props.loc[artefacts, "sharpness"] = rng.uniform(0.05, 0.08, len(artefacts))
+    props.loc[sharp_only, "sharpness"] = rng.uniform(0.04, 0.06, len(sharp_only))
+    groups = qc.property_outliers(props, z_threshold=5)
+    found = {r["property"]: sorted(r["members"].tolist()) for _, r in groups.iterrows()}
+    both = [v for k, v in found.items() if "near_black" in k and "sharpness" in k]
+    assert both == [artefacts.tolist()]
+    assert found["high sharpness"] == sharp_only.tolist()
+    assert len(found) == 2
+    # a group confirmed by two properties scores the sum of both
+    top = groups.loc[groups["property"].str.contains("near_black")].iloc[0]
+    assert top["score"] > groups.loc[groups["property"] == "high sharpness", "score"].iloc[0]
+
+
+def test_merge_keeps_a_small_group_inside_a_large_one_apart():
+    big = pd.DataFrame({"group": [0], "size": [100], "members": [np.arange(100)], "score": [1.0]})
+    pair = pd.DataFrame({"group": [0], "size": [2], "members": [np.array([3, 4])], "score": [2.0]})
+    same = pd.DataFrame({"group": [0], "size": [90], "members": [np.arange(5, 95)], "score": [0.5]})
+    merged = qc._merge_groups({"tight-cluster": big, "near-duplicate": pair, "feature-cluster": same}, 0.5)
+    assert len(merged) == 2  # the pair stays its own finding; the 90 images are the same group
+    top = merged.iloc[0]
+    assert top["kind"] == "tight-cluster" and top["confirmed_by"] == ["feature-cluster"]
+    assert top["evidence"] == pytest.approx(1.0 * np.log2(101) + 0.5 * np.log2(91))
+    assert merged.iloc[1]["kind"] == "near-duplicate" and merged.iloc[1]["confirmed_by"] == []
 
 
 # ------------------------------------------------------------ perturbations
@@ -494,13 +603,7 @@ def test_qc_to_directory_tsne_pixels_end_to_end(tmp_path):
         assert f"{kind} ({r['count']} injected): precision {r['precision']:.3f}" in out
 
 
-def test_qc_to_directory_tsimcne_plumbing(tmp_path, monkeypatch):
-    """map_method='tsimcne' calls TSimCNE(...).fit(d), .embedding_ and .features(d) (faked: no training)."""
-    import sys
-    import types
-
-    calls = []
-
+def _fake_tsimcne(calls: list):
     class FakeTSimCNE:
         def __init__(self, **params):
             calls.append(params)
@@ -516,7 +619,16 @@ def test_qc_to_directory_tsimcne_plumbing(tmp_path, monkeypatch):
         def features(self, d):
             return d.images.reshape(len(d), -1).astype(np.float32)
 
-    monkeypatch.setitem(sys.modules, "tsimcne_nb.training", types.SimpleNamespace(TSimCNE=FakeTSimCNE))
+    return FakeTSimCNE
+
+
+def test_qc_to_directory_tsimcne_plumbing(tmp_path, monkeypatch):
+    """map_method='tsimcne' calls TSimCNE(...).fit(d), .embedding_ and .features(d) (faked: no training)."""
+    import sys
+    import types
+
+    calls = []
+    monkeypatch.setitem(sys.modules, "tsimcne_nb.training", types.SimpleNamespace(TSimCNE=_fake_tsimcne(calls)))
     ds = _random_dataset(150, size=16)
     qc.qc_to_directory(ds, tmp_path, inject={"duplicates": 15}, map_method="tsimcne", augment="rot90",
                        budget="quick", device="cpu", random_state=2, num_threads=1, progress=False)
@@ -524,6 +636,35 @@ def test_qc_to_directory_tsimcne_plumbing(tmp_path, monkeypatch):
                       "num_threads": 1, "progress": False}]
     rec = json.loads((tmp_path / "recovery.json").read_text())
     assert rec["duplicates"]["recall"] >= 0.9 and rec["duplicates"]["precision"] >= 0.9
+
+
+def test_qc_to_directory_several_maps_side_by_side(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "tsimcne_nb.training", types.SimpleNamespace(TSimCNE=_fake_tsimcne([])))
+    ds = _random_dataset(150, size=16)
+    out = qc.qc_to_directory(ds, tmp_path / "qc", inject="duplicates:15,artefacts:5",
+                             map_method="tsimcne,tsne-pixels", num_threads=1, progress=False)
+    for m in ("tsimcne", "tsne-pixels"):
+        assert (tmp_path / "qc" / m / "report.csv").exists() and (tmp_path / "qc" / m / "recovery.json").exists()
+    rec = json.loads((tmp_path / "qc" / "recovery.json").read_text())
+    assert set(rec) == {"tsimcne", "tsne-pixels"} and set(rec["tsimcne"]) == {"duplicates", "artefacts"}
+    for m in rec:  # each folder's own recovery.json agrees with the combined one
+        assert json.loads((tmp_path / "qc" / m / "recovery.json").read_text()) == rec[m]
+    lines = out.splitlines()
+    assert "tsimcne map" in lines[1] and "tsne-pixels map" in lines[1] and "SYNTHETIC" in lines[1]
+    dup = rec["tsimcne"]["duplicates"], rec["tsne-pixels"]["duplicates"]
+    assert lines[2].startswith("15 injected duplicates")
+    assert lines[2].split()[3:] == ["P", f"{dup[0]['precision']:.2f}", "R", f"{dup[0]['recall']:.2f}",
+                                    "P", f"{dup[1]['precision']:.2f}", "R", f"{dup[1]['recall']:.2f}"]
+    # refused before any work when one of the subfolders' files exists; bad lists are refused
+    with pytest.raises(FileExistsError, match="overwrite"):
+        qc.qc_to_directory(ds, tmp_path / "qc", map_method="tsne-pixels,tsimcne", num_threads=1)
+    with pytest.raises(ConfigError, match="twice"):
+        qc.qc_to_directory(ds, tmp_path / "x", map_method="tsimcne,tsimcne")
+    with pytest.raises(ConfigError, match="one or more of"):
+        qc.qc_to_directory(ds, tmp_path / "x", map_method="tsimcne,umap")
 
 
 def test_to_explorer_tags_skips_empty_tags():

@@ -100,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p)
     p.add_argument("--inject", default=None, help="e.g. duplicates:100,artefacts:50")
     p.add_argument("--augment", default="randrot", choices=["default", "rot90", "randrot"])
-    p.add_argument("--map", dest="map_method", default="tsimcne", choices=["tsimcne", "tsne-pixels"],
-                   help="which map to look for clusters in (default tsimcne)")
+    p.add_argument("--map", dest="map_method", default="tsimcne", metavar="MAPS",
+                   help="map(s) to look for clusters in: tsimcne, tsne-pixels, or both comma-separated "
+                   "(each in OUT/<map>/, recovery printed side by side); default tsimcne")
     return parser
 
 

@@ -8,7 +8,9 @@ they are easy to spot.  This module turns that observation into a workflow:
    plant known problems into a copy of a dataset, with ground-truth flags in the
    metadata (``qc_injected``, ``qc_source``, ``qc_group``), so that detection can be
    measured (:func:`recovery_scores`, :func:`qc_experiment`).
-2. **Detectors**: tight clusters of the 2-D map (:func:`find_tight_clusters`),
+2. **Detectors**: tight clusters of the 2-D map (:func:`find_tight_clusters`,
+   confirmed in the backbone's feature space by :func:`feature_closure`), groups that
+   keep to themselves in the features' neighbour graph (:func:`find_feature_clusters`),
    near-duplicates in a feature space (:func:`near_duplicate_groups`,
    :func:`duplicate_pairs_at_thresholds`, :func:`pairs_figure`), byte-identical
    images (:func:`exact_duplicates`) and per-image properties
@@ -20,7 +22,8 @@ they are easy to spot.  This module turns that observation into a workflow:
 Group scores share one scale so that groups found by different detectors can be
 ranked together: each detector measures, in natural-log units, *how much closer*
 the members are to each other than expected (2-D density over the neighbourhood's
-density; within-group feature distance below the typical nearest-neighbour
+density; odds of a member's neighbours being members over an ordinary
+neighbourhood's; within-group feature distance below the typical nearest-neighbour
 distance; robust z-score above its threshold), and the report ranks by
 ``evidence = score * log2(1 + size)`` so that a large tight group outranks a single
 tight pair.  Groups found by several detectors are merged and their evidence added.
@@ -50,7 +53,7 @@ from tsimcne_nb.errors import ConfigError, DataError
 #: tags a user can give an image in :attr:`QCReport.tags`
 TAGS = ("duplicate", "artefact", "keep")
 #: group kinds in :attr:`QCReport.groups`
-KINDS = ("tight-cluster", "near-duplicate", "exact-duplicate", "property-outlier")
+KINDS = ("tight-cluster", "feature-cluster", "near-duplicate", "exact-duplicate", "property-outlier")
 #: injection kinds understood by :func:`parse_inject` / :func:`qc_to_directory`
 INJECT_KINDS = ("duplicates", "artefacts")
 #: score given to byte-identical groups: as if 1000x closer than typical neighbours
@@ -488,26 +491,218 @@ def feature_confirmation(
     typical: float | None = None,
     random_state: int | None = 0,
 ) -> np.ndarray:
-    """How much closer a group's members are in feature space than typical neighbours.
+    """Are a group's members near-identical in feature space?
 
-    ``log(typical / median_pairwise)``, where ``typical`` is the dataset's median
-    nearest-neighbour distance and ``median_pairwise`` the median distance between the
-    group's members (on up to 200 of them; the median so that a few stray members do
-    not hide a core of near-identical images).  Above 0: the members are closer to one
-    another than most images are to their nearest neighbour (near-identical images);
-    well below 0: the group is a coincidence of the 2-D map.
+    ``log(typical / inner)``, where ``typical`` is the dataset's median nearest-neighbour
+    distance and ``inner`` the median, over members, of the distance from a member to
+    its nearest *other member*.  Above 0: each member has a copy closer than most
+    images' nearest neighbour (duplicates, including a chain of copies that differ by
+    a continuous crop); well below 0: the members are ordinary images.  The median keeps a
+    few stray members from hiding a core of copies.  Used to tell 'duplicate' from
+    'artefact' when tags are suggested; see :func:`feature_closure` for whether the
+    group stands apart from the rest of the data.
     """
     metric = _check_metric(metric)
     x = _prepare(_check_features(features), metric)
     if typical is None:
         typical = _typical_nn_distance(x, metric, random_state=random_state)
-    rng = np.random.default_rng(random_state)
     floor = max(typical, 1e-12) * 1e-3
     out = []
     for members in groups:
-        inner = _median_pairwise(x[np.asarray(members, dtype=np.int64)], metric, rng=rng)
+        m = np.asarray(members, dtype=np.int64)
+        if len(m) < 2:
+            out.append(np.nan)
+            continue
+        inner = float(np.median(_from_search_distance(_knn_distances(x[m], 1)[0][:, 0], metric)))
         out.append(float(np.log(max(typical, 1e-12) / max(inner, floor))))
     return np.asarray(out, dtype=np.float64)
+
+
+def _feature_knn(features: np.ndarray, k: int, metric: str) -> np.ndarray:
+    """(N, k) indices of every image's k nearest other images in feature space."""
+    x = _prepare(features, metric)
+    k = min(int(k), len(x) - 1)
+    return _knn_distances(x, k)[1]
+
+
+def _closure_log_odds(knn: np.ndarray, members: np.ndarray) -> float:
+    # members' neighbour edges that stay inside the group vs. those that leave it
+    inside = np.zeros(len(knn), dtype=bool)
+    inside[members] = True
+    n_in = int(inside[knn[members]].sum())
+    n_out = knn[members].size - n_in
+    return float(np.log((n_in + 0.5) / (n_out + 0.5)))
+
+
+def _ordinary_closure(
+    x: np.ndarray, knn: np.ndarray, sizes: Iterable[int], samples: int, rng: np.random.Generator
+) -> dict[int, float]:
+    """Median closure log-odds of ordinary groups: an image and its nearest neighbours.
+
+    One neighbour query of the largest size serves every size (the s-ball is the prefix
+    of the largest ball), so this costs ``samples`` queries, not one per group.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    sizes = sorted({int(s) for s in sizes})
+    if not sizes:
+        return {}
+    seeds = rng.choice(len(x), size=min(samples, len(x)), replace=False)
+    ball = NearestNeighbors(n_neighbors=min(max(sizes), len(x))).fit(x).kneighbors(x[seeds])[1]
+    return {s: float(np.median([_closure_log_odds(knn, b[:s]) for b in ball])) for s in sizes}
+
+
+def feature_closure(
+    features: Any,
+    groups: Iterable[Sequence[int]],
+    k: int = 10,
+    metric: str = "cosine",
+    samples: int = 32,
+    random_state: int | None = 0,
+    knn: np.ndarray | None = None,
+) -> np.ndarray:
+    """How much more a group keeps to itself in feature space than an ordinary group.
+
+    Every image's ``k`` nearest neighbours in feature space are edges of a graph.  The
+    *closure* of a group is the log-odds ``log((inside + 0.5) / (outside + 0.5))`` of
+    its members' edges staying inside the group.  An ordinary group of the same size
+    (an image and its nearest neighbours, ``samples`` of them at random) also keeps
+    many edges inside, so the score is the group's closure minus the median closure of
+    ordinary groups of its size: about 0 for an ordinary neighbourhood, 3 or more for
+    a set of images whose neighbours are almost only one another (perturbed duplicates
+    of one image: 98% of their neighbours are other copies on the synthetic data).
+
+    Parameters
+    ----------
+    features
+        (N, F) features.
+    groups
+        Member indices of each group.
+    k, metric
+        Neighbour graph: ``k`` neighbours by ``'cosine'`` or ``'euclidean'`` distance.
+    samples
+        Ordinary groups drawn per size for the reference.
+    knn
+        Precomputed (N, k) neighbour indices (from a previous call), to save the search.
+
+    Returns
+    -------
+    numpy.ndarray
+        One score per group (NaN for groups of fewer than 2 members).
+    """
+    metric = _check_metric(metric)
+    feats = _check_features(features)
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"k (neighbours per image) must be a positive integer; got {k!r}.")
+    groups = [np.asarray(m, dtype=np.int64) for m in groups]
+    if knn is None:
+        knn = _feature_knn(feats, k, metric)
+    sizes = [len(m) for m in groups if len(m) >= 2]
+    ref = _ordinary_closure(_prepare(feats, metric), knn, sizes, samples, np.random.default_rng(random_state))
+    return np.asarray(
+        [_closure_log_odds(knn, m) - ref[len(m)] if len(m) >= 2 else np.nan for m in groups],
+        dtype=np.float64,
+    )
+
+
+def find_feature_clusters(
+    features: Any,
+    k: int = 10,
+    min_size: int = 5,
+    max_size: int | None = None,
+    min_score: float = 1.0,
+    max_overlap: float = 0.5,
+    metric: str = "cosine",
+    random_state: int | None = 0,
+) -> pd.DataFrame:
+    """Small groups of images that keep to themselves in the backbone's feature space.
+
+    The 2-D map is a drawing of the features' neighbour graph; this finds the groups
+    the map *should* collapse, whether or not a short training run has drawn them
+    tight.  Candidates are connected components of the shared-nearest-neighbour graph:
+    two images are linked when each is among the other's ``k`` nearest neighbours and
+    they share at least ``t`` of them, for every ``t`` from 1 to ``k`` (a loose and a
+    strict linking, and all in between).  Components of ``min_size`` to ``max_size``
+    images are scored by :func:`feature_closure`; those scoring at least ``min_score``
+    are kept, overlapping ones (Jaccard index above ``max_overlap``) reduced to the best.
+
+    Parameters
+    ----------
+    features
+        (N, F) backbone features (:meth:`TSimCNE.features`).
+    k
+        Neighbours per image in the graph.
+    min_size, max_size
+        Group sizes considered; ``max_size`` defaults to ``max(100, 5% of N)`` so that
+        whole classes are not reported.
+    min_score, max_overlap, metric, random_state
+        See above and :func:`feature_closure`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``group``, ``size``, ``members``, ``score`` (:func:`feature_closure`),
+        ``closure`` (fraction of the members' neighbours that are members),
+        ``min_shared`` (the ``t`` the group was found at), ``feature_confirmation``.
+    """
+    from scipy.sparse import coo_matrix, csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    metric = _check_metric(metric)
+    feats = _check_features(features)
+    n = len(feats)
+    if not isinstance(min_size, (int, np.integer)) or min_size < 2:
+        raise ConfigError(f"min_size must be an integer >= 2; got {min_size!r}.")
+    if not isinstance(k, (int, np.integer)) or k < 1:
+        raise ConfigError(f"k (neighbours per image) must be a positive integer; got {k!r}.")
+    if n <= max(min_size, k):
+        raise DataError(f"find_feature_clusters needs more than max(min_size, k) images; got {n}.")
+    max_size = int(max_size) if max_size is not None else max(100, int(0.05 * n))
+    columns = ["group", "size", "members", "score", "closure", "min_shared", "feature_confirmation"]
+    knn = _feature_knn(feats, k, metric)
+    kk = knn.shape[1]
+    adj = csr_matrix((np.ones(n * kk, dtype=np.int32), (np.repeat(np.arange(n), kk), knn.ravel())),
+                     shape=(n, n))
+    mutual = adj.multiply(adj.T).tocoo()
+    i, j = mutual.row[mutual.row < mutual.col], mutual.col[mutual.row < mutual.col]
+    shared = np.asarray(adj[i].multiply(adj[j]).sum(axis=1)).ravel()
+    candidates: dict[bytes, tuple[np.ndarray, int]] = {}
+    for t in range(1, kk + 1):
+        e = shared >= t
+        if not e.any():
+            break
+        _, lab = connected_components(
+            coo_matrix((np.ones(int(e.sum()), np.int8), (i[e], j[e])), shape=(n, n)), directed=False)
+        sizes = np.bincount(lab)
+        for c in np.flatnonzero((sizes >= min_size) & (sizes <= max_size)):
+            members = np.flatnonzero(lab == c)
+            candidates.setdefault(members.tobytes(), (members, t))
+    if not candidates:
+        return _group_frame([], columns)
+    cands = list(candidates.values())
+    scores = feature_closure(feats, [m for m, _ in cands], k=kk, metric=metric,
+                             random_state=random_state, knn=knn)
+    rows = []
+    for (members, t), sc in zip(cands, scores, strict=True):
+        if sc >= min_score:
+            inside = np.zeros(n, dtype=bool)
+            inside[members] = True
+            rows.append({"size": len(members), "members": members, "score": float(sc),
+                         "closure": float(inside[knn[members]].mean()), "min_shared": t})
+    rows.sort(key=lambda r: (-_evidence(r["score"], r["size"]), -r["size"]))
+    kept: list[dict[str, Any]] = []
+    for r in rows:
+        if all(_jaccard(r["members"], o["members"]) <= max_overlap for o in kept):
+            kept.append(r)
+    conf = feature_confirmation(feats, [r["members"] for r in kept], metric=metric, random_state=random_state)
+    for r, c in zip(kept, conf, strict=True):
+        r["feature_confirmation"] = float(c)
+    return _group_frame(kept, columns)
+
+
+def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    inter = len(np.intersect1d(a, b, assume_unique=True))
+    return inter / (len(a) + len(b) - inter) if inter else 0.0
 
 
 def find_tight_clusters(
@@ -536,8 +731,10 @@ def find_tight_clusters(
       least 5% of the map's median density (so that a gap around an ordinary island
       does not make it infinitely suspicious).
 
-    ``score = log(inside / neighbourhood)`` (how much tighter the group is than its
-    neighbourhood); ``llr`` is the Poisson log-likelihood ratio of seeing that many
+    ``map_score = log(inside / neighbourhood)`` (how much tighter the group is than its
+    neighbourhood); with ``features``, ``score = min(map_score, feature_closure)``
+    (see :func:`feature_closure`): a group must also keep to itself in feature space,
+    otherwise ``score = map_score``.  ``llr`` is the Poisson log-likelihood ratio of seeing that many
     points where the neighbourhood's density predicts ``expected``, used to drop
     random fluctuations (``llr < min_llr``).  Overlapping candidates from different
     ``eps`` are reduced to the best-scored one (overlap = shared / smaller size).
@@ -547,8 +744,9 @@ def find_tight_clusters(
     embedding
         (N, 2) map.
     features
-        Optional (N, F) backbone features: adds ``feature_confirmation`` (see
-        :func:`feature_confirmation`).
+        Optional (N, F) backbone features: adds ``feature_closure`` and
+        ``feature_confirmation`` (see :func:`feature_closure`,
+        :func:`feature_confirmation`) and makes the score need both.
     min_size, max_size
         Group sizes considered; ``max_size`` defaults to ``max(100, 5% of N)`` so that
         whole classes are not reported.
@@ -565,7 +763,8 @@ def find_tight_clusters(
         One row per group, best first: ``group``, ``size``, ``members`` (int array),
         ``score``, ``density_ratio``, ``llr``, ``expected``, ``radius``,
         ``compactness`` (log of the map's median k-NN distance over the group's),
-        ``feature_confirmation`` (NaN without features).
+        ``feature_confirmation``, ``feature_closure`` (NaN without features),
+        ``map_score``.
     """
     from scipy.spatial import cKDTree
     from sklearn.cluster import DBSCAN
@@ -584,7 +783,7 @@ def find_tight_clusters(
         feats = _check_features(features, n)
     columns = [
         "group", "size", "members", "score", "density_ratio", "llr", "expected", "radius",
-        "compactness", "feature_confirmation",
+        "compactness", "feature_confirmation", "feature_closure", "map_score",
     ]
     dk, _ = _knn_distances(emb, min_size)
     dk = dk[:, -1]
@@ -653,6 +852,7 @@ def find_tight_clusters(
             "size": len(members), "members": members, "score": float(np.log(sc["ratio"])),
             "density_ratio": float(sc["ratio"]), "llr": sc["llr"], "expected": float(sc["expected"]),
             "radius": sc["radius"], "compactness": compact, "feature_confirmation": np.nan,
+            "feature_closure": np.nan, "map_score": float(np.log(sc["ratio"])),
         })
     # the same group is found at several eps (a core, the whole group, the group plus some
     # surroundings): keep the most significant version, which balances size and tightness
@@ -663,10 +863,16 @@ def find_tight_clusters(
         if all(len(s & set(o["members"].tolist())) / min(len(s), o["size"]) <= max_overlap for o in kept):
             kept.append(r)
     if feats is not None and kept:
-        conf = feature_confirmation(feats, [r["members"] for r in kept], metric=metric,
-                                    random_state=random_state)
-        for r, c in zip(kept, conf, strict=True):
+        groups = [r["members"] for r in kept]
+        conf = feature_confirmation(feats, groups, metric=metric, random_state=random_state)
+        closure = feature_closure(feats, groups, metric=metric, random_state=random_state)
+        for r, c, cl in zip(kept, conf, closure, strict=True):
             r["feature_confirmation"] = float(c)
+            r["feature_closure"] = float(cl)
+            # confirmed in feature space: a group is as suspicious as the weaker of its two
+            # signals, so a dense patch of the map that the features see as an ordinary
+            # neighbourhood (a compact class, a short run's uneven drawing) ranks low
+            r["score"] = min(r["score"], float(cl))
     return _group_frame(kept, columns)
 
 
@@ -989,23 +1195,60 @@ def robust_z(values: pd.DataFrame | np.ndarray, resolution: Mapping[str, float] 
     return z.fillna(0.0)
 
 
-def property_outliers(properties: pd.DataFrame, z_threshold: float = 5.0, min_size: int = 1) -> pd.DataFrame:
-    """One group per property and direction: the images beyond ``z_threshold`` robust z.
+def property_outliers(
+    properties: pd.DataFrame, z_threshold: float = 5.0, min_size: int = 1, max_overlap: float = 0.5
+) -> pd.DataFrame:
+    """Groups of images that are outliers on the same image properties.
 
-    ``score = log(median |z| of the members / z_threshold)`` (> 0 by construction).
+    First one group per property and direction: the images beyond ``z_threshold``
+    robust z (:func:`robust_z`).  Groups that share most of their images (Jaccard index
+    above ``max_overlap``) describe one kind of image seen through several properties
+    (a black blob is dark *and* sharp-edged): they become one group of the images
+    flagged by all of them, and what is left of each (images flagged by only one, e.g.
+    naturally sharp images) stays a group of its own.  This keeps an artefact group
+    free of the images that merely share one of its properties.
+
+    ``score`` = sum over the group's properties of ``log(median |z| of the members /
+    z_threshold)`` (> 0 by construction); ``property`` names them, e.g. ``'high
+    near_black + high sharpness'``.
     """
     if z_threshold <= 0:
         raise ConfigError(f"z_threshold must be > 0; got {z_threshold!r}.")
     cols = [c for c in properties.columns if c != "outlier_score"]
     z = robust_z(properties[cols])
-    rows = []
+    absz = {c: np.abs(z[c].to_numpy()) for c in cols}
+
+    def row(members: np.ndarray, props: list[tuple[str, str]]) -> dict[str, Any]:
+        score = sum(float(np.log(np.median(absz[c][members]) / z_threshold)) for _, c in props)
+        return {"size": len(members), "members": members, "score": score,
+                "property": " + ".join(f"{w} {c}" for w, c in props)}
+
+    single = []
     for c in cols:
         for sign, word in ((1, "high"), (-1, "low")):
             members = np.flatnonzero((sign * z[c]).to_numpy() > z_threshold)
             if len(members) >= min_size:
-                mz = float(np.median(np.abs(z[c].to_numpy()[members])))
-                rows.append({"size": len(members), "members": members,
-                             "score": float(np.log(mz / z_threshold)), "property": f"{word} {c}"})
+                single.append(row(members, [(word, c)]))
+    single.sort(key=lambda r: (-_evidence(r["score"], r["size"]), -r["size"]))
+    groups: list[dict[str, Any]] = []  # each with "_props": the (direction, property) pairs
+    for r in single:
+        props = [tuple(r["property"].split(" ", 1))]
+        for g in groups:
+            if _jaccard(r["members"], g["members"]) > max_overlap:
+                common = np.intersect1d(g["members"], r["members"], assume_unique=True)
+                rest = np.setdiff1d(r["members"], common, assume_unique=True)
+                left = np.setdiff1d(g["members"], common, assume_unique=True)
+                g_props = g["_props"]
+                g.clear()
+                g.update(row(common, g_props + props), _props=g_props + props)
+                if len(left) >= min_size:
+                    groups.append({**row(left, g_props), "_props": g_props})
+                if len(rest) >= min_size:
+                    groups.append({**row(rest, props), "_props": props})
+                break
+        else:
+            groups.append({**r, "_props": props})
+    rows = [{k: v for k, v in g.items() if k != "_props"} for g in groups]
     return _group_frame(rows, ["group", "size", "members", "score", "property"])
 
 
@@ -1030,7 +1273,9 @@ def _merge_groups(frames: Mapping[str, pd.DataFrame], max_overlap: float) -> pd.
     for r in rows:
         s = set(r["members"].tolist())
         for m in merged:
-            if len(s & m["_set"]) / min(len(s), m["size"]) > max_overlap:
+            # Jaccard, not overlap of the smaller: a near-duplicate pair inside a large
+            # cluster is its own finding, not evidence that the whole cluster is suspicious
+            if len(s & m["_set"]) / len(s | m["_set"]) > max_overlap:
                 # the same images, found again by another detector: more evidence, same group
                 m["evidence"] += r["evidence"]
                 m["confirmed_by"].append(r["kind"])
@@ -1105,8 +1350,8 @@ class QCReport:
     def suggest_tags(self, top: int | None = None, min_evidence: float = 10.0) -> QCReport:
         """Pre-fill tags from the groups with ``evidence >= min_evidence`` (and rank <= ``top``).
 
-        Exact and near-duplicate groups, and tight clusters whose members are
-        near-identical in feature space (``feature_confirmation > 0``), are tagged
+        Exact and near-duplicate groups, and tight or feature clusters whose members
+        are near-identical in feature space (``feature_confirmation > 0``), are tagged
         'duplicate' except the member closest to the group's feature centre (or the
         first), which is kept.  Other tight clusters and property outliers are tagged
         'artefact': a suggestion to look at, not a verdict.  Earlier (better) groups win
@@ -1119,7 +1364,7 @@ class QCReport:
             kinds = [g["kind"], *g["confirmed_by"]]
             conf = g["detail"].get("feature_confirmation", np.nan) if isinstance(g["detail"], dict) else np.nan
             dup = bool({"exact-duplicate", "near-duplicate"} & set(kinds)) or (
-                g["kind"] == "tight-cluster" and np.isfinite(conf) and conf > 0
+                g["kind"] in ("tight-cluster", "feature-cluster") and np.isfinite(conf) and conf > 0
             )
             members = np.asarray(g["members"], np.int64)
             free = members[self.tags["reason"].to_numpy()[members] != "by hand"]
@@ -1246,6 +1491,7 @@ def qc_report(
     features: Any = None,
     *,
     min_size: int = 5,
+    n_neighbors: int = 10,
     near_duplicate_threshold: float | None = None,
     metric: str = "cosine",
     z_threshold: float = 5.0,
@@ -1265,16 +1511,20 @@ def qc_report(
     embedding
         (N, 2) map of the dataset (t-SimCNE's ``embedding_``); None skips tight clusters.
     features
-        (N, F) backbone features; None skips near-duplicates and feature confirmation.
+        (N, F) backbone features; None skips near-duplicates, feature clusters and the
+        feature-space confirmation of tight clusters.
     min_size
-        Smallest tight cluster.
+        Smallest tight cluster or feature cluster.
+    n_neighbors
+        Neighbours per image in the feature graph (:func:`find_feature_clusters`).
     near_duplicate_threshold, metric
         See :func:`near_duplicate_groups`.
     z_threshold
         Robust z beyond which an image property is an outlier (see :func:`property_outliers`).
     max_overlap
-        Groups of different detectors sharing more than this fraction of the smaller
-        group are merged into one (evidence added, ``confirmed_by`` lists them).
+        Groups of different detectors whose Jaccard index (shared images over images in
+        either) exceeds this are merged into one (evidence added, ``confirmed_by``
+        lists them).
     properties
         Precomputed :func:`image_properties` (computed when None).
     suggest, min_evidence
@@ -1296,11 +1546,15 @@ def qc_report(
     if emb is not None:
         frames["tight-cluster"] = find_tight_clusters(
             emb, feats, min_size=min_size, metric=metric, random_state=random_state)
-    frames["property-outlier"] = property_outliers(props, z_threshold=z_threshold)
+    if feats is not None and n > max(min_size, n_neighbors):
+        frames["feature-cluster"] = find_feature_clusters(
+            feats, k=n_neighbors, min_size=min_size, metric=metric, random_state=random_state)
+    frames["property-outlier"] = property_outliers(props, z_threshold=z_threshold, max_overlap=max_overlap)
     groups = _merge_groups(frames, max_overlap)
     rng = np.random.default_rng(random_state)
     groups["examples"] = [_examples(m, examples, rng) for m in groups["members"]]
-    config = {"min_size": min_size, "near_duplicate_threshold": near_duplicate_threshold,
+    config = {"min_size": min_size, "n_neighbors": n_neighbors,
+              "near_duplicate_threshold": near_duplicate_threshold,
               "metric": metric, "z_threshold": z_threshold, "max_overlap": max_overlap,
               "min_evidence": min_evidence, "random_state": random_state}
     report = QCReport(dataset=dataset, embedding=emb, groups=groups, properties=props, config=config)
@@ -1495,13 +1749,30 @@ def _make_map(
     return emb, feats, {"device": str(getattr(model, "device_", device))}
 
 
+MAP_METHODS = ("tsimcne", "tsne-pixels")
+
+
+def _parse_map_methods(map_method: str | Sequence[str]) -> list[str]:
+    items = map_method.split(",") if isinstance(map_method, str) else list(map_method)
+    methods = [str(m).strip() for m in items if str(m).strip()]
+    bad = [m for m in methods if m not in MAP_METHODS]
+    if bad or not methods:
+        raise ConfigError(
+            f"map_method must be one or more of {', '.join(MAP_METHODS)} (comma-separated); "
+            f"got {map_method!r}."
+        )
+    if len(set(methods)) != len(methods):
+        raise ConfigError(f"map_method names a map twice: {map_method!r}.")
+    return methods
+
+
 def qc_to_directory(
     dataset: ImageDataset,
     out_dir: str | os.PathLike,
     *,
     inject: str | Mapping[str, int] | None = None,
     augment: str = "randrot",
-    map_method: str = "tsimcne",
+    map_method: str | Sequence[str] = "tsimcne",
     budget: str = "quick",
     device: str = "auto",
     random_state: int | None = 0,
@@ -1522,27 +1793,69 @@ def qc_to_directory(
     thumbnail cards per experiment), ``properties.parquet`` (image properties, and the
     2-D map as ``x``/``y``), ``manifest.json`` and, with injection, ``recovery.json``.
 
+    ``map_method`` may name several maps (``'tsimcne,tsne-pixels'``): each then gets
+    these files in its own subfolder ``out_dir/<map>/``, ``out_dir/recovery.json``
+    holds all recovery figures, and the returned text prints them side by side.
+
     Returns
     -------
     str
-        The output folder.
+        What was written, and the recovery figures when images were injected.
     """
     dataset = as_dataset(dataset)
     kinds = parse_inject(inject)
-    if map_method not in ("tsimcne", "tsne-pixels"):
-        raise ConfigError(f"map_method must be 'tsimcne' or 'tsne-pixels'; got {map_method!r}.")
+    methods = _parse_map_methods(map_method)
     if augment not in ("default", "rot90", "randrot"):
         raise ConfigError(f"augment must be 'default', 'rot90' or 'randrot'; got {augment!r}.")
-    if map_method == "tsne-pixels":
+    if "tsne-pixels" in methods:
         _num_threads(num_threads)  # validate now, not after minutes of work
     out = Path(out_dir)
     names = ["report.csv", "exclusion_list.csv", "qc_figure.png", "properties.parquet", "manifest.json"]
     if kinds:
         names.append("recovery.json")
-    for name in names:  # refuse before any work, not after training
-        check_can_write(out / name, overwrite)
-    out.mkdir(parents=True, exist_ok=True)
+    folders = [out] if len(methods) == 1 else [out / m for m in methods]
+    for folder in folders:  # refuse before any work, not after training
+        for name in names:
+            check_can_write(folder / name, overwrite)
+    if len(methods) > 1 and kinds:
+        check_can_write(out / "recovery.json", overwrite)
+    results = {
+        m: _qc_one(dataset, folder, kinds, augment=augment, map_method=m, budget=budget, device=device,
+                   random_state=random_state, num_threads=num_threads, overwrite=overwrite,
+                   progress=progress)
+        for m, folder in zip(methods, folders, strict=True)
+    }
+    if len(methods) == 1:
+        return results[methods[0]][0]
+    lines = [f"QC reports ({', '.join(methods)} maps) written to {', '.join(map(str, folders))}"]
+    if kinds:
+        recovery = {m: rec for m, (_, rec) in results.items()}
+        atomic_write_json(out / "recovery.json", recovery, overwrite=overwrite)
+        lines.append(_recovery_table(recovery, kinds, synthetic=dataset.synthetic))
+    return "\n".join(lines)
 
+
+def _recovery_table(recovery: Mapping[str, Mapping[str, Any]], kinds: Mapping[str, int], synthetic: bool) -> str:
+    """Precision / recall of each map side by side, one row per injection."""
+    methods = list(recovery)
+    head = f"{'top-ranked group' + (' (SYNTHETIC data)' if synthetic else ''):<34}" + "".join(
+        f"{m + ' map':>20}" for m in methods)
+    rows = [head]
+    for kind, count in kinds.items():
+        cells = "".join(
+            f"{'P ' + format(recovery[m][kind]['precision'], '.2f') + '  R ' + format(recovery[m][kind]['recall'], '.2f'):>20}"
+            for m in methods)
+        rows.append(f"{f'{count} injected {kind}':<34}{cells}")
+    return "\n".join(rows)
+
+
+def _qc_one(
+    dataset: ImageDataset, out: Path, kinds: Mapping[str, int], *, augment: str, map_method: str,
+    budget: str, device: str, random_state: int | None, num_threads: int | str | None, overwrite: bool,
+    progress: bool,
+) -> tuple[str, dict[str, Any]]:
+    """One map method of :func:`qc_to_directory`: returns (message, recovery)."""
+    out.mkdir(parents=True, exist_ok=True)
     experiments = [("none", dataset)] if not kinds else [
         (kind, _inject(dataset, kind, count, random_state)) for kind, count in kinds.items()
     ]
@@ -1596,7 +1909,7 @@ def qc_to_directory(
             f"  {kind} ({rec['count']} injected): precision {rec['precision']:.3f}, "
             f"recall {rec['recall']:.3f} (top-ranked group)"
         )
-    return "\n".join(lines)
+    return "\n".join(lines), recovery
 
 
 def _save_reports_figure(reports: Mapping[str, QCReport], path: Path, overwrite: bool) -> None:
@@ -1640,8 +1953,9 @@ def _manifest(dataset: ImageDataset, kinds: Mapping[str, int], map_method: str, 
 
 __all__ = [
     "INJECT_KINDS", "KINDS", "TAGS", "QCReport", "duplicate_pairs_at_thresholds", "exact_duplicates",
-    "feature_confirmation", "find_tight_clusters", "image_properties", "inject_artefacts",
+    "feature_closure", "feature_confirmation", "find_feature_clusters", "find_tight_clusters",
+    "image_properties", "inject_artefacts",
     "inject_duplicates", "injected_mask", "near_duplicate_groups", "pairs_figure", "parse_inject",
-    "property_outliers", "qc_experiment", "qc_report", "qc_to_directory", "recovery_scores", "robust_z",
+    "MAP_METHODS", "property_outliers", "qc_experiment", "qc_report", "qc_to_directory", "recovery_scores", "robust_z",
     "tsne_pixels_map",
 ]

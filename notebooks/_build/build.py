@@ -881,8 +881,9 @@ def qc_nb():
         (Figure 6).
 
         This notebook repeats that experiment with `tsimcne_nb.qc`: inject, train, let the
-        detectors rank suspicious groups (tight clusters on the map, near-duplicates in feature
-        space, images with extreme properties), measure whether the injected images are found,
+        detectors rank suspicious groups (tight clusters on the map, groups that keep to
+        themselves in the network's feature space, near-duplicates, images with extreme
+        properties), measure whether the injected images are found,
         tag them in the explorer and export an exclusion list. On your own data you skip the
         injection and look at what the report finds.
         '''),
@@ -935,9 +936,12 @@ OUT_DIR = "qc-output" # exclusion lists are written here
         ## 3. One map per modified dataset, and the QC report
 
         For each modified dataset: train t-SimCNE, then `qc_report` ranks suspicious groups using
-        the map and the network's 512-d features. `recovery_scores` asks the strict question of the
-        paper: is the **single most suspicious group** the injected images (precision) and does it
-        contain all of them (recall)?
+        the map and the backbone's features (512-d for ResNet18, 128-d for the quick budget's
+        narrow ResNet18). `recovery_scores` asks the strict question of the paper: is the
+        **single most suspicious group** the injected images (precision) and does it contain all
+        of them (recall)? The report's `kind` and `confirmed_by` columns say which detectors
+        found each group: with a short training run the perturbed duplicates may not yet be drawn
+        as one tight island, while the features already keep them apart (`feature-cluster`).
         '''),
         code('''
         import time
@@ -979,7 +983,7 @@ OUT_DIR = "qc-output" # exclusion lists are written here
         code('''
         report = runs["duplicates"]["report"]
         print(report)
-        report.groups[["rank", "kind", "size", "evidence"]].head(8)
+        report.groups[["rank", "kind", "size", "evidence", "confirmed_by"]].head(8)
         '''),
         code('''
         report.figure(top=4, per_group=8)
