@@ -24,7 +24,7 @@ ranked together: each detector measures, in natural-log units, *how much closer*
 the members are to each other than expected (2-D density over the neighbourhood's
 density; odds of a member's neighbours being members over an ordinary
 neighbourhood's; within-group feature distance below the typical nearest-neighbour
-distance; robust z-score above its threshold), and the report ranks by
+distance; distance from the median in robust standard deviations), and the report ranks by
 ``evidence = score * log2(1 + size)`` so that a large tight group outranks a single
 tight pair.  Groups found by several detectors are merged and their evidence added.
 
@@ -1215,8 +1215,8 @@ def property_outliers(
     naturally sharp images) stays a group of its own.  This keeps an artefact group
     free of the images that merely share one of its properties.
 
-    ``score`` = sum over the group's properties of ``log(median |z| of the members /
-    z_threshold)`` (> 0 by construction); ``property`` names them, e.g. ``'high
+    ``score`` = sum over the group's properties of ``log(median |z| of the members)``
+    (at least ``log(z_threshold)`` per property); ``property`` names them, e.g. ``'high
     near_black + high sharpness'``.
     """
     if z_threshold <= 0:
@@ -1226,7 +1226,10 @@ def property_outliers(
     absz = {c: np.abs(z[c].to_numpy()) for c in cols}
 
     def row(members: np.ndarray, props: list[tuple[str, str]]) -> dict[str, Any]:
-        score = sum(float(np.log(np.median(absz[c][members]) / z_threshold)) for _, c in props)
+        # log of how many typical deviations out the members lie: the analogue of the other
+        # detectors' "how many times denser / closer than typical"; the threshold only
+        # decides membership (log(z / threshold) squashed a 12-sigma black blob to 0.9)
+        score = sum(float(np.log(np.median(absz[c][members]))) for _, c in props)
         return {"size": len(members), "members": members, "score": score,
                 "property": " + ".join(f"{w} {c}" for w, c in props)}
 
