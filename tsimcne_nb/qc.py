@@ -1451,6 +1451,9 @@ class QCReport:
                 axes[r, c].imshow(img, interpolation="nearest")
                 axes[r, c].set_title(str(ex[c]), fontsize=6)
             extra = f" +{'+'.join(row['confirmed_by'])}" if row["confirmed_by"] else ""
+            detail = row["detail"] if isinstance(row["detail"], dict) else {}
+            if "property" in detail:  # say which properties, not just "property-outlier"
+                extra += f" ({detail['property']})"
             axes[r, 0].text(0, 1.35, f"#{row['rank']} {row['kind']}{extra}  n={row['size']}  "
                             f"evidence={row['evidence']:.1f}", transform=axes[r, 0].transAxes,
                             fontsize=7, ha="left", va="bottom")
