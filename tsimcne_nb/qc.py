@@ -1357,6 +1357,12 @@ class QCReport:
         self.tags.loc[idx, "reason"] = reason
         return self
 
+    def _manual(self, idx: np.ndarray) -> np.ndarray:
+        # a tag set through tag() (any reason) is a person's decision; suggestions record
+        # the detector's kind as their reason, and untouched images an empty reason
+        reasons = self.tags["reason"].to_numpy()[idx]
+        return np.array([bool(r) and not str(r).startswith(KINDS) for r in reasons], dtype=bool)
+
     def suggest_tags(self, top: int | None = None, min_evidence: float = 10.0) -> QCReport:
         """Pre-fill tags from the groups with ``evidence >= min_evidence`` (and rank <= ``top``).
 
@@ -1365,7 +1371,8 @@ class QCReport:
         'duplicate' except the member closest to the group's feature centre (or the
         first), which is kept.  Other tight clusters and property outliers are tagged
         'artefact': a suggestion to look at, not a verdict.  Earlier (better) groups win
-        where groups share images.  Tags set by hand are not overwritten.
+        where groups share images.  Tags set with :meth:`tag` (by hand, or in a
+        :class:`~tsimcne_nb.widgets.QCReview`) are not overwritten.
         """
         sel = self.groups[self.groups["evidence"] >= min_evidence]
         if top is not None:
@@ -1377,7 +1384,7 @@ class QCReport:
                 g["kind"] in ("tight-cluster", "feature-cluster") and np.isfinite(conf) and conf > 0
             )
             members = np.asarray(g["members"], np.int64)
-            free = members[self.tags["reason"].to_numpy()[members] != "by hand"]
+            free = members[~self._manual(members)]
             if dup:
                 keep_one = free[:1]
                 self.tags.loc[free, ["tag", "group", "reason"]] = ["duplicate", int(g["rank"]), g["kind"]]

@@ -976,8 +976,9 @@ OUT_DIR = "qc-output" # exclusion lists are written here
         ## 5. Read the report, tag, export
 
         The report lists groups best first with their kind, size and evidence; `figure()` shows
-        examples of the top groups. Suggested tags (`duplicate`, `artefact`) can be pushed into the
-        explorer to check by eye, changed there or with `report.tag(...)`, and exported as an
+        examples of the top groups. `QCReview` steps through the groups in the explorer: each
+        group's images as thumbnail cards, its place on the map, and buttons to tag it
+        `duplicate`, `artefact` or `keep`. The tags (suggested, then reviewed) are exported as an
         exclusion list to drop those images before training a classifier.
         '''),
         code('''
@@ -991,20 +992,17 @@ OUT_DIR = "qc-output" # exclusion lists are written here
         code('''
         from pathlib import Path
 
-        from tsimcne_nb.widgets import Explorer
+        from tsimcne_nb.widgets import QCReview
 
-        explorer = Explorer(runs["duplicates"]["embedding"], runs["duplicates"]["data"],
-                            title=f"{dataset.name}: duplicates experiment")
-        # the suggested tags, pushed into the explorer (report.to_explorer_tags(explorer) does the
-        # same); colour the map by tag to see where the flagged images are
-        for name in ("duplicate", "artefact"):
-            flagged = np.flatnonzero(report.tags["tag"].to_numpy() == name)
-            if len(flagged):
-                explorer.tag(name, flagged)
-        explorer.show_tags()
+        # pick a group: the map selects its members and the panel shows them as thumbnail
+        # cards with their suggested tags; the buttons tag the whole group in the report and in
+        # the explorer (review.tag_group("keep", rank=2) does the same from code)
+        review = QCReview(report, title=f"{dataset.name}: duplicates experiment{TAG}")
+        review
+        '''),
+        code('''
         path = report.export_exclusion_list(Path(OUT_DIR) / "exclusions-duplicates.csv", overwrite=True)
         print(f"exclusion list ({len(report.exclusion_list())} images) written to {path}")
-        explorer
         '''),
         md('''
         ## On your own data

@@ -1,4 +1,5 @@
-"""Interactive notebook widgets: :class:`Explorer`, :class:`LinkedExplorer`, :class:`AugmentationGallery`.
+"""Interactive notebook widgets: :class:`Explorer`, :class:`LinkedExplorer`, :class:`AugmentationGallery`,
+:class:`QCReview`.
 
 Imported lazily so that ``import tsimcne_nb`` does not load jupyter-scatter or torch.
 """
@@ -14,6 +15,7 @@ _LAZY = {
     "ThumbnailPanel": "tsimcne_nb.widgets.explorer",
     "render_map_png": "tsimcne_nb.widgets.explorer",
     "AugmentationGallery": "tsimcne_nb.widgets.gallery",
+    "QCReview": "tsimcne_nb.widgets.qc_review",
     "ThumbnailCache": "tsimcne_nb.widgets.thumbnails",
     "png_data_uri": "tsimcne_nb.widgets.thumbnails",
 }

@@ -1,0 +1,105 @@
+"""QCReview: a QC report's groups reviewed in the explorer (Python side, no browser)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsimcne_nb import qc
+from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.errors import ConfigError
+
+pytest.importorskip("jscatter")
+
+from tsimcne_nb.widgets import QCReview  # noqa: E402
+from tsimcne_nb.widgets.explorer import Explorer  # noqa: E402
+
+
+@pytest.fixture
+def report():
+    """Three blobs of random (synthetic) images, a planted tight group and an exact duplicate pair."""
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 80)
+    xy = rng.normal(0, 3, size=(240, 2)) + np.array([[0, 0], [30, 0], [0, 30]])[labels]
+    planted = np.arange(200, 225)
+    xy[planted] = np.array([4.0, 4.0]) + rng.normal(0, 0.05, size=(len(planted), 2))
+    images = rng.integers(0, 256, size=(240, 12, 12, 3), dtype=np.uint8)
+    images[11] = images[10]
+    ds = ImageDataset(images, labels, ["a", "b", "c"], pd.DataFrame({"batch": ["x"] * 240}),
+                      name="blobs", synthetic=True)
+    rep = qc.qc_report(ds, xy, min_evidence=1.0)
+    assert len(rep.groups) >= 2
+    return rep
+
+
+def _members(report, rank):
+    return np.sort(np.asarray(report.groups.loc[report.groups["rank"] == rank, "members"].iloc[0]))
+
+
+def test_review_shows_the_top_group_and_moves_between_groups(report):
+    review = QCReview(report, top=5)
+    assert review.current == 1
+    np.testing.assert_array_equal(review.explorer.selected, _members(report, 1))
+    # the panel shows the group's thumbnails, with the suggested tags as captions
+    items = review.explorer.panel.items
+    assert {it["index"] for it in items} <= set(_members(report, 1).tolist()) and items
+    assert any(it["tags"] for it in items)
+    review.show_group(2)
+    assert review.current == 2
+    np.testing.assert_array_equal(review.explorer.selected, _members(report, 2))
+    with pytest.raises(ConfigError, match="no group of rank 99"):
+        review.show_group(99)
+
+
+def test_tag_group_updates_report_and_explorer_together(report, tmp_path):
+    review = QCReview(report)
+    members = review.tag_group("keep")
+    assert (report.tags.loc[members, "tag"] == "keep").all()
+    assert (report.tags.loc[members, "reason"] == "review").all()
+    assert set(members) <= set(review.explorer.tags["keep"])
+    for other in ("duplicate", "artefact"):  # a kept image leaves the other tags
+        assert not set(members) & set(review.explorer.tags.get(other, []))
+    assert not set(members) & set(report.exclusion_list()["index"])
+    # a later suggestion does not undo the review
+    report.suggest_tags(min_evidence=1.0)
+    assert (report.tags.loc[members, "tag"] == "keep").all()
+    # retag as duplicates: the exclusion list and the explorer agree
+    review.tag_group("duplicate")
+    assert set(members) <= set(report.exclusion_list()["index"])
+    assert set(members) <= set(review.explorer.tags["duplicate"]) and "keep" not in review.explorer.tags
+    with pytest.raises(ConfigError, match="unknown tag"):
+        review.tag_group("junk")
+
+
+def test_widget_picker_and_buttons_drive_the_review(report):
+    review = QCReview(report)
+    w = review.widget
+    picker, *buttons = w.children[0].children
+    assert [b.description for b in buttons] == [f"tag group: {t}" for t in qc.TAGS]
+    picker.value = 2
+    assert review.current == 2
+    np.testing.assert_array_equal(review.explorer.selected, _members(report, 2))
+    buttons[qc.TAGS.index("artefact")].click()
+    assert (report.tags.loc[_members(report, 2), "tag"] == "artefact").all()
+    assert f"tags now: artefact {len(_members(report, 2))}" in w.children[1].value
+    review.show_group(1)  # Python -> picker
+    assert picker.value == 1
+    bundle = review._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle and bundle["image/png"][:4] == b"\x89PNG"
+
+
+def test_review_input_errors(report):
+    with pytest.raises(ConfigError, match="QCReport"):
+        QCReview(report.groups)
+    no_map = qc.qc_report(report.dataset, None, min_evidence=1.0)
+    with pytest.raises(ConfigError, match="no 2-D map"):
+        QCReview(no_map)
+    with pytest.raises(ConfigError, match="top"):
+        QCReview(report, top=0)
+    small = Explorer(report.embedding[:100], report.dataset.images[:100])
+    with pytest.raises(ConfigError, match="same map"):
+        QCReview(report, explorer=small)
+    # an existing explorer of the same map is driven, not replaced
+    ex = Explorer(report.embedding, report.dataset)
+    assert QCReview(report, explorer=ex).explorer is ex
