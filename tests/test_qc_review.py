@@ -103,3 +103,16 @@ def test_review_input_errors(report):
     # an existing explorer of the same map is driven, not replaced
     ex = Explorer(report.embedding, report.dataset)
     assert QCReview(report, explorer=ex).explorer is ex
+
+
+def test_colour_layers(report):
+    bright = QCReview(report, color_by="brightness")
+    assert not bright.explorer._showing_tags()
+    kind, values = bright.explorer._color_column
+    assert kind == "values"
+    np.testing.assert_array_equal(values, report.properties["brightness"].to_numpy())
+    assert QCReview(report).explorer._showing_tags()  # default: coloured by suggested tag
+    by_label = QCReview(report, color_by="label")
+    assert not by_label.explorer._showing_tags()
+    with pytest.raises(ConfigError, match="color_by"):
+        QCReview(report, color_by="no such column")

@@ -32,8 +32,13 @@ class QCReview(StaticFallbackDisplay):
         label, with the report's suggested tags already pushed into it.
     top
         Groups offered in the picker (best first).
+    color_by
+        For a new explorer: ``"tags"`` (default: the map coloured by suggested tag), an
+        image property of the report (``"near_black"``, ``"sharpness"``, ... : a colour
+        layer) or anything :class:`Explorer` takes (``"label"``, a metadata column, an
+        array).
     **explorer_options
-        Passed to the new :class:`Explorer` (``height``, ``color_by``, ...).
+        Passed to the new :class:`Explorer` (``height``, ``title``, ...).
 
     Examples
     --------
@@ -43,12 +48,15 @@ class QCReview(StaticFallbackDisplay):
     >>> report.export_exclusion_list("exclude.csv")                        # doctest: +SKIP
     """
 
-    def __init__(self, report: Any, explorer: Any = None, top: int = 20, **explorer_options: Any) -> None:
+    def __init__(
+        self, report: Any, explorer: Any = None, top: int = 20, color_by: Any = "tags", **explorer_options: Any
+    ) -> None:
         from tsimcne_nb.qc import TAGS, QCReport
 
         self.report = report
         self.explorer = explorer
         self.top = top
+        self.color_by = color_by
         if not isinstance(report, QCReport):
             raise ConfigError(f"report must be a QCReport (from tsimcne_nb.qc.qc_report); got {type(report).__name__}.")
         if report.embedding is None:
@@ -61,9 +69,15 @@ class QCReview(StaticFallbackDisplay):
             from tsimcne_nb.widgets.explorer import Explorer
 
             explorer_options.setdefault("title", "QC review")
-            explorer = Explorer(report.embedding, report.dataset, **explorer_options)
+            colour = color_by
+            if isinstance(color_by, str) and color_by in report.properties.columns:
+                colour = report.properties[color_by].to_numpy()  # an image property as colour layer
+            elif isinstance(color_by, str) and color_by == "tags":
+                colour = "label"
+            explorer = Explorer(report.embedding, report.dataset, color_by=colour, **explorer_options)
             report.to_explorer_tags(explorer)
-            explorer.show_tags()
+            if isinstance(color_by, str) and color_by == "tags":
+                explorer.show_tags()
             self.explorer = explorer
         elif explorer.n_points < len(report.dataset):
             raise ConfigError(
