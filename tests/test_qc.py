@@ -136,6 +136,9 @@ def test_feature_clusters_recover_planted_copies():
     assert qc.recovery_scores(qc.near_duplicate_groups(feats, metric="euclidean"), truth)["recall"] < 0.5
     # the classes themselves are too big to be reported, and nothing natural scores near the copies
     assert df["size"].max() <= 100
+    # the copies' core, found again at a stricter linking, is not a second group
+    members = [set(m.tolist()) for m in df["members"]]
+    assert all(len(a & b) <= 0.5 * min(len(a), len(b)) for i, a in enumerate(members) for b in members[i + 1:])
     clean = qc.find_feature_clusters(feats[~truth], k=10, metric="euclidean")
     assert len(clean) == 0 or clean["score"].max() < top["score"] - 1.0
 

@@ -628,7 +628,8 @@ def find_feature_clusters(
     they share at least ``t`` of them, for every ``t`` from 1 to ``k`` (a loose and a
     strict linking, and all in between).  Components of ``min_size`` to ``max_size``
     images are scored by :func:`feature_closure`; those scoring at least ``min_score``
-    are kept, overlapping ones (Jaccard index above ``max_overlap``) reduced to the best.
+    are kept, and of groups sharing more than ``max_overlap`` of the smaller one (a group
+    and its own core, found at a stricter ``t``) only the one with the most evidence.
 
     Parameters
     ----------
@@ -697,14 +698,20 @@ def find_feature_clusters(
                          "closure": float(inside[knn[members]].mean()), "min_shared": t})
             inside[members] = False
     rows.sort(key=lambda r: (-_evidence(r["score"], r["size"]), -r["size"]))
+    # the components at a strict t are pieces of those at a looser t: keep the best-scored
+    # version of each group (overlap = shared / smaller group), not its core as a second row
     kept: list[dict[str, Any]] = []
     for r in rows:
-        if all(_jaccard(r["members"], o["members"]) <= max_overlap for o in kept):
+        if all(_overlap_of_smaller(r["members"], o["members"]) <= max_overlap for o in kept):
             kept.append(r)
     conf = feature_confirmation(feats, [r["members"] for r in kept], metric=metric, random_state=random_state)
     for r, c in zip(kept, conf, strict=True):
         r["feature_confirmation"] = float(c)
     return _group_frame(kept, columns)
+
+
+def _overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> float:
+    return len(np.intersect1d(a, b, assume_unique=True)) / max(min(len(a), len(b)), 1)
 
 
 def _jaccard(a: np.ndarray, b: np.ndarray) -> float:
@@ -1089,7 +1096,7 @@ def pairs_figure(dataset: ImageDataset, pairs_df: pd.DataFrame, per_threshold: i
                 ax = axes[r, 2 * c + s]
                 ax.imshow(img, interpolation="nearest")
                 ax.set_title(f"{(i, j)[s]}" + (f"  d={dist:.3g}" if s == 0 else ""), fontsize=6)
-    kind = "synthetic " if dataset.synthetic else ""
+    kind = "synthetic " if dataset.synthetic and "synthetic" not in dataset.name.lower() else ""
     fig.suptitle(f"near-duplicate pairs per threshold ({kind}{dataset.name})", fontsize=9)
     fig.tight_layout()
     return fig
@@ -1487,7 +1494,7 @@ class QCReport:
         ax.set_axis_off()
         ax.set_aspect("equal", adjustable="datalim")
         self.cards(top=top, per_group=per_group, fig=right)
-        kind = "synthetic " if self.dataset.synthetic else ""
+        kind = "synthetic " if self.dataset.synthetic and "synthetic" not in self.dataset.name.lower() else ""
         fig.suptitle(f"quality control of {kind}{self.dataset.name} (n={len(self.dataset)}): "
                      f"top {rows} suspicious groups", fontsize=10)
         return fig
