@@ -693,3 +693,60 @@ def test_to_explorer_tags_skips_empty_tags():
     ex = report.to_explorer_tags(StrictExplorer())
     assert "artefact" not in ex.calls
     assert set(ex.calls.get("duplicate", [])) & {3, 10}
+
+
+def test_qc_to_directory_reuses_a_fitted_model(tmp_path):
+    """--model: no training; the model's own map for its training images, transform for others."""
+    from tsimcne_nb.training import TSimCNE
+
+    ds = _random_dataset(96, size=16)
+    model = TSimCNE(budget="quick", total_epochs=(1, 1, 1), batch_size=32, backbone="resnet18_w4",
+                    projection_hidden=32, pretrain_dim=8, random_state=0, progress=False,
+                    device="cpu").fit(ds)
+    path = model.save(tmp_path / "model.pt")
+    out = qc.qc_to_directory(ds, tmp_path / "same", model=path, progress=False)
+    assert "map from the given model: training map" in out
+    props = pd.read_parquet(tmp_path / "same" / "properties.parquet")
+    np.testing.assert_allclose(props[["x", "y"]].to_numpy(), model.embedding_, rtol=1e-6)
+    manifest = json.loads((tmp_path / "same" / "manifest.json").read_text())
+    assert manifest["config"]["model"]["placement"] == "training map"
+    assert manifest["config"]["model"]["manifest"]["dataset"]["fingerprint"] == ds.fingerprint()
+    # other images (here: a subset) are placed on the model's map with transform
+    sub = ds.subset(np.arange(60))
+    out = qc.qc_to_directory(sub, tmp_path / "other", model=model, progress=False)
+    assert "transform (out-of-sample)" in out
+    props = pd.read_parquet(tmp_path / "other" / "properties.parquet")
+    np.testing.assert_allclose(props[["x", "y"]].to_numpy(), model.transform(sub), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ConfigError, match="inject and model"):
+        qc.qc_to_directory(ds, tmp_path / "x", model=path, inject="duplicates:5")
+    with pytest.raises(ConfigError, match="cannot make a tsne-pixels map"):
+        qc.qc_to_directory(ds, tmp_path / "x", model=path, map_method="tsne-pixels")
+    with pytest.raises(FileNotFoundError, match="model.pt"):
+        qc.qc_to_directory(ds, tmp_path / "x", model=tmp_path / "missing.pt")
+    with pytest.raises(ConfigError, match="fitted TSimCNE"):
+        qc.qc_to_directory(ds, tmp_path / "x", model=object())
+    assert not (tmp_path / "x").exists()
+
+
+def test_cli_qc_with_model(tmp_path, capsys):
+    from tsimcne_nb.cli import main
+    from tsimcne_nb.datasets.registry import load_dataset
+    from tsimcne_nb.training import TSimCNE
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "cells.npz", images=rng.integers(0, 256, size=(64, 16, 16, 3), dtype=np.uint8),
+             labels=np.arange(64) % 4)
+    ds = load_dataset(f"npz:{tmp_path / 'cells.npz'}")
+    TSimCNE(budget="quick", total_epochs=(1, 0, 1), batch_size=32, backbone="resnet18_w4",
+            projection_hidden=32, pretrain_dim=8, random_state=0, progress=False,
+            device="cpu").fit(ds).save(tmp_path / "model.pt")
+    argv = ["qc", "--dataset", f"npz:{tmp_path / 'cells.npz'}", "--model", str(tmp_path / "model.pt")]
+    assert main([*argv, "--out", str(tmp_path / "qc")]) == 0
+    assert "map from the given model: training map" in capsys.readouterr().out
+    assert (tmp_path / "qc" / "report.csv").exists()
+    assert main([*argv, "--inject", "duplicates:5", "--out", str(tmp_path / "qc2")]) == 1
+    assert "inject and model" in capsys.readouterr().err
+    argv[-1] = str(tmp_path / "missing.pt")
+    assert main([*argv, "--out", str(tmp_path / "qc3")]) == 1
+    err = capsys.readouterr().err
+    assert "missing.pt" in err and "Traceback" not in err

@@ -103,6 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--map", dest="map_method", default="tsimcne", metavar="MAPS",
                    help="map(s) to look for clusters in: tsimcne, tsne-pixels, or both comma-separated "
                    "(each in OUT/<map>/, recovery printed side by side); default tsimcne")
+    p.add_argument("--model", type=Path, default=None,
+                   help="a fitted model (e.g. the model.pt of `tsimcne-nb fit`): QC its map instead of "
+                   "training one (not with --inject)")
     return parser
 
 
@@ -212,7 +215,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from tsimcne_nb.qc import qc_to_directory
 
         result = qc_to_directory(
-            _load(args), inject=args.inject, augment=args.augment, map_method=args.map_method, **common,
+            _load(args), inject=args.inject, augment=args.augment, map_method=args.map_method,
+            model=args.model, **common,
         )
     else:  # pragma: no cover - argparse rejects unknown commands
         raise TSimCNEError(f"unknown command {args.command!r}")

@@ -1760,10 +1760,46 @@ def tsne_pixels_map(
     return np.asarray(emb, dtype=np.float32), feats
 
 
+def _map_from_model(dataset: ImageDataset, model: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The map and features of ``dataset`` from an already fitted TSimCNE (no training).
+
+    The model's own training map is used when it was trained on exactly these images
+    (same dataset fingerprint); other images are placed on its map with ``transform``.
+    """
+    fitted_fp = ((getattr(model, "manifest_", None) or {}).get("dataset") or {}).get("fingerprint")
+    train_emb = getattr(model, "embedding_", None)
+    if fitted_fp is not None and fitted_fp == dataset.fingerprint() and train_emb is not None:
+        emb, placement = np.asarray(train_emb, np.float32), "training map"
+    else:
+        emb, placement = np.asarray(model.transform(dataset), np.float32), "transform (out-of-sample)"
+    feats = np.asarray(model.features(dataset), np.float32)
+    return emb, feats, {"device": str(getattr(model, "device_", "cpu")), "placement": placement}
+
+
+def _load_model(model: Any) -> Any:
+    if not isinstance(model, (str, os.PathLike)):
+        if not all(callable(getattr(model, a, None)) for a in ("transform", "features")):
+            raise ConfigError(
+                f"model must be a fitted TSimCNE or the path of one saved with .save(); got {type(model).__name__}."
+            )
+        return model
+    path = Path(model)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no saved model at {path}; `tsimcne-nb fit --out DIR` writes DIR/model.pt, "
+            "TSimCNE.save(path) any path."
+        )
+    from tsimcne_nb.training import TSimCNE
+
+    return TSimCNE.load(path)
+
+
 def _make_map(
     dataset: ImageDataset, map_method: str, *, augment: str, budget: str, device: str,
-    random_state: int | None, num_threads: int | str | None, progress: bool,
+    random_state: int | None, num_threads: int | str | None, progress: bool, model: Any = None,
 ) -> tuple[np.ndarray, np.ndarray | None, dict[str, Any]]:
+    if model is not None:
+        return _map_from_model(dataset, model)
     if map_method == "tsne-pixels":
         emb, feats = tsne_pixels_map(dataset, random_state=random_state, n_jobs=_num_threads(num_threads))
         return emb, feats, {"device": "cpu"}
@@ -1806,6 +1842,7 @@ def qc_to_directory(
     num_threads: int | str | None = "auto",
     overwrite: bool = False,
     progress: bool = True,
+    model: Any = None,
 ) -> str:
     """The ``tsimcne-nb qc`` command: map, detect, report, write.
 
@@ -1819,6 +1856,12 @@ def qc_to_directory(
     ``exclusion_list.csv`` (suggested tags, to review), ``qc_figure.png`` (map and
     thumbnail cards per experiment), ``properties.parquet`` (image properties, and the
     2-D map as ``x``/``y``), ``manifest.json`` and, with injection, ``recovery.json``.
+
+    ``model`` (a fitted :class:`TSimCNE` or the path of a saved one, e.g. the
+    ``model.pt`` of ``tsimcne-nb fit``) skips training: its training map is used when
+    it was trained on these very images, otherwise ``transform`` places them on it; its
+    ``features`` feed the feature-space detectors.  Not with ``inject`` (each injected
+    copy needs a map trained on it) and only with ``map_method='tsimcne'``.
 
     ``map_method`` may name several maps (``'tsimcne,tsne-pixels'``): each then gets
     these files in its own subfolder ``out_dir/<map>/``, ``out_dir/recovery.json``
@@ -1836,6 +1879,14 @@ def qc_to_directory(
         raise ConfigError(f"augment must be 'default', 'rot90' or 'randrot'; got {augment!r}.")
     if "tsne-pixels" in methods:
         _num_threads(num_threads)  # validate now, not after minutes of work
+    if model is not None:
+        if kinds:
+            raise ConfigError(
+                "inject and model do not go together: each injected copy of the data needs a map "
+                "trained on it. Drop model (to train) or inject (to check the data as it is)."
+            )
+        if methods != ["tsimcne"]:
+            raise ConfigError(f"model is a t-SimCNE model; it cannot make a {', '.join(methods)} map.")
     out = Path(out_dir)
     names = ["report.csv", "exclusion_list.csv", "qc_figure.png", "properties.parquet", "manifest.json"]
     if kinds:
@@ -1846,10 +1897,12 @@ def qc_to_directory(
             check_can_write(folder / name, overwrite)
     if len(methods) > 1 and kinds:
         check_can_write(out / "recovery.json", overwrite)
+    if model is not None:
+        model = _load_model(model)
     results = {
         m: _qc_one(dataset, folder, kinds, augment=augment, map_method=m, budget=budget, device=device,
                    random_state=random_state, num_threads=num_threads, overwrite=overwrite,
-                   progress=progress)
+                   progress=progress, model=model)
         for m, folder in zip(methods, folders, strict=True)
     }
     if len(methods) == 1:
@@ -1879,7 +1932,7 @@ def _recovery_table(recovery: Mapping[str, Mapping[str, Any]], kinds: Mapping[st
 def _qc_one(
     dataset: ImageDataset, out: Path, kinds: Mapping[str, int], *, augment: str, map_method: str,
     budget: str, device: str, random_state: int | None, num_threads: int | str | None, overwrite: bool,
-    progress: bool,
+    progress: bool, model: Any = None,
 ) -> tuple[str, dict[str, Any]]:
     """One map method of :func:`qc_to_directory`: returns (message, recovery)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -1893,8 +1946,10 @@ def _qc_one(
     for kind, ds in experiments:
         t0 = time.perf_counter()
         emb, feats, info = _make_map(ds, map_method, augment=augment, budget=budget, device=device,
-                                     random_state=random_state, num_threads=num_threads, progress=progress)
+                                     random_state=random_state, num_threads=num_threads, progress=progress,
+                                     model=model)
         device_info = info["device"]
+        placement = info.get("placement", "trained here")
         timings[f"map_{kind}_s"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         rep = qc_report(ds, emb, feats, random_state=random_state)
@@ -1929,8 +1984,12 @@ def _qc_one(
     if kinds:
         atomic_write_json(out / "recovery.json", recovery, overwrite=overwrite)
     manifest = _manifest(dataset, kinds, map_method, augment, budget, random_state, device_info, timings, recovery)
+    if model is not None:  # the map came from a fitted model: say which and how it was placed
+        manifest["config"]["model"] = {"placement": placement,
+                                       "manifest": getattr(model, "manifest_", None)}
     atomic_write_json(out / "manifest.json", manifest, overwrite=overwrite)
-    lines = [f"QC report ({map_method} map) written to {out}"]
+    lines = [f"QC report ({map_method} map) written to {out}"
+             + (f" (map from the given model: {placement})" if model is not None else "")]
     for kind, rec in recovery.items():
         lines.append(
             f"  {kind} ({rec['count']} injected): precision {rec['precision']:.3f}, "
