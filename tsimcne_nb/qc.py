@@ -873,8 +873,7 @@ def find_tight_clusters(
     rows.sort(key=lambda r: (-r["llr"], -r["size"]))
     kept: list[dict[str, Any]] = []
     for r in rows:
-        s = set(r["members"].tolist())
-        if all(len(s & set(o["members"].tolist())) / min(len(s), o["size"]) <= max_overlap for o in kept):
+        if all(_overlap_of_smaller(r["members"], o["members"]) <= max_overlap for o in kept):
             kept.append(r)
     if feats is not None and kept:
         groups = [r["members"] for r in kept]
@@ -1245,11 +1244,11 @@ def property_outliers(
         for sign, word in ((1, "high"), (-1, "low")):
             members = np.flatnonzero((sign * z[c]).to_numpy() > z_threshold)
             if len(members) >= min_size:
-                single.append(row(members, [(word, c)]))
+                single.append({**row(members, [(word, c)]), "_props": [(word, c)]})
     single.sort(key=lambda r: (-_evidence(r["score"], r["size"]), -r["size"]))
     groups: list[dict[str, Any]] = []  # each with "_props": the (direction, property) pairs
     for r in single:
-        props = [tuple(r["property"].split(" ", 1))]
+        props = r["_props"]
         for g in groups:
             if _jaccard(r["members"], g["members"]) > max_overlap:
                 common = np.intersect1d(g["members"], r["members"], assume_unique=True)
@@ -1264,7 +1263,7 @@ def property_outliers(
                     groups.append({**row(rest, props), "_props": props})
                 break
         else:
-            groups.append({**r, "_props": props})
+            groups.append(r)
     rows = [{k: v for k, v in g.items() if k != "_props"} for g in groups]
     return _group_frame(rows, ["group", "size", "members", "score", "property"])
 
@@ -1288,19 +1287,18 @@ def _merge_groups(frames: Mapping[str, pd.DataFrame], max_overlap: float) -> pd.
     rows.sort(key=lambda r: (-r["evidence"], -r["size"]))
     merged: list[dict[str, Any]] = []
     for r in rows:
-        s = set(r["members"].tolist())
         for m in merged:
             # Jaccard, not overlap of the smaller: a near-duplicate pair inside a large
             # cluster is its own finding, not evidence that the whole cluster is suspicious
-            if len(s & m["_set"]) / len(s | m["_set"]) > max_overlap:
+            if _jaccard(r["members"], m["members"]) > max_overlap:
                 # the same images, found again by another detector: more evidence, same group
                 m["evidence"] += r["evidence"]
                 m["confirmed_by"].append(r["kind"])
                 break
         else:
-            merged.append({**r, "_set": s, "confirmed_by": []})
+            merged.append({**r, "confirmed_by": []})
     merged.sort(key=lambda r: (-r["evidence"], -r["size"]))
-    out = pd.DataFrame([{k: v for k, v in m.items() if k != "_set"} for m in merged],
+    out = pd.DataFrame(merged,
                        columns=["kind", "size", "members", "score", "evidence", "detail", "confirmed_by"])
     out.insert(0, "rank", np.arange(1, len(out) + 1))
     return out

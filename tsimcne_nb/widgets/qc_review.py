@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from tsimcne_nb.errors import ConfigError
+from tsimcne_nb.qc import TAGS, QCReport
 from tsimcne_nb.widgets._display import StaticFallbackDisplay
 
 #: reason recorded in the report for tags set in the review
@@ -51,8 +52,6 @@ class QCReview(StaticFallbackDisplay):
     def __init__(
         self, report: Any, explorer: Any = None, top: int = 20, color_by: Any = "tags", **explorer_options: Any
     ) -> None:
-        from tsimcne_nb.qc import TAGS, QCReport
-
         self.report = report
         self.explorer = explorer
         self.top = top
@@ -84,7 +83,6 @@ class QCReview(StaticFallbackDisplay):
                 f"the explorer shows {explorer.n_points} points but the report covers "
                 f"{len(report.dataset)} images; pass an explorer of the same map."
             )
-        self._tags = TAGS
         self._groups = report.groups.head(int(top)).reset_index(drop=True)
         self._rank: int | None = None
         self._widget: Any = None
@@ -125,12 +123,12 @@ class QCReview(StaticFallbackDisplay):
         both updated; a member leaves the other two tags in the explorer.  Returns the
         members.
         """
-        if tag not in self._tags:
-            raise ConfigError(f"unknown tag {tag!r}; use one of {', '.join(self._tags)}.")
+        if tag not in TAGS:
+            raise ConfigError(f"unknown tag {tag!r}; use one of {', '.join(TAGS)}.")
         g = self._group(rank)
         members = np.asarray(g["members"], np.int64)
         self.report.tag(members, tag, reason=REVIEW_REASON)
-        for other in self._tags:
+        for other in TAGS:
             if other != tag and other in self.explorer.tags:
                 self.explorer.untag(other, members)
         self.explorer.tag(tag, members)
@@ -143,7 +141,7 @@ class QCReview(StaticFallbackDisplay):
         what = detail.get("property", "")
         conf = ", ".join(g["confirmed_by"]) if len(g["confirmed_by"]) else ""
         counts = self.report.tags["tag"].to_numpy()[np.asarray(g["members"], np.int64)]
-        tally = ", ".join(f"{t} {int((counts == t).sum())}" for t in self._tags if (counts == t).any())
+        tally = ", ".join(f"{t} {int((counts == t).sum())}" for t in TAGS if (counts == t).any())
         parts = [f"#{g['rank']} {g['kind']}" + (f" ({what})" if what else ""), f"{g['size']} images",
                  f"evidence {g['evidence']:.1f}"]
         if conf:
@@ -168,7 +166,7 @@ class QCReview(StaticFallbackDisplay):
                                       description="group", layout=w.Layout(width="440px"))
             self._picker.observe(self._on_pick, names="value")
             buttons = []
-            for tag in self._tags:
+            for tag in TAGS:
                 b = w.Button(description=f"tag group: {tag}", tooltip=f"tag every image of this group '{tag}'",
                              disabled=not len(self._groups))
                 b.on_click(lambda _b, t=tag: self.tag_group(t))
