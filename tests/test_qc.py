@@ -750,3 +750,24 @@ def test_cli_qc_with_model(tmp_path, capsys):
     assert main([*argv, "--out", str(tmp_path / "qc3")]) == 1
     err = capsys.readouterr().err
     assert "missing.pt" in err and "Traceback" not in err
+
+
+def test_qc_report_searches_feature_neighbours_once(monkeypatch):
+    emb, truth = _blobs_with_planted(n_per_blob=60, planted=30)
+    rng = np.random.default_rng(3)
+    feats = rng.normal(size=(len(emb), 16)).astype(np.float32)
+    feats[truth] = feats[truth][0] + rng.normal(0, 0.05, size=(truth.sum(), 16))
+    ds = _random_dataset(len(emb))
+    calls = []
+    real = qc._feature_knn
+    monkeypatch.setattr(qc, "_feature_knn", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw))
+    report = qc.qc_report(ds, emb, feats, n_neighbors=8)
+    assert calls == [8]
+    assert {"tight-cluster", "feature-cluster"} <= {report.groups.loc[0, "kind"], *report.groups.loc[0, "confirmed_by"]}
+    # a shared neighbour graph gives the detectors the same answer as their own search
+    knn = real(feats, 10, "cosine")
+    for own, shared in [(qc.find_tight_clusters(emb, feats), qc.find_tight_clusters(emb, feats, knn=knn)),
+                        (qc.find_feature_clusters(feats), qc.find_feature_clusters(feats, knn=knn))]:
+        pd.testing.assert_frame_equal(own.drop(columns="members"), shared.drop(columns="members"))
+    with pytest.raises(ConfigError, match="k \\(neighbours"):
+        qc.qc_report(ds, emb, feats, n_neighbors=0)

@@ -518,8 +518,15 @@ def feature_confirmation(
     return np.asarray(out, dtype=np.float64)
 
 
+def _check_k(k: Any) -> int:
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise ConfigError(f"k (neighbours per image) must be a positive integer; got {k!r}.")
+    return int(k)
+
+
 def _feature_knn(features: np.ndarray, k: int, metric: str) -> np.ndarray:
     """(N, k) indices of every image's k nearest other images in feature space."""
+    _check_k(k)
     x = _prepare(features, metric)
     k = min(int(k), len(x) - 1)
     return _knn_distances(x, k)[1]
@@ -595,8 +602,7 @@ def feature_closure(
     """
     metric = _check_metric(metric)
     feats = _check_features(features)
-    if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ConfigError(f"k (neighbours per image) must be a positive integer; got {k!r}.")
+    _check_k(k)
     groups = [np.asarray(m, dtype=np.int64) for m in groups]
     if knn is None:
         knn = _feature_knn(feats, k, metric)
@@ -618,6 +624,7 @@ def find_feature_clusters(
     max_overlap: float = 0.5,
     metric: str = "cosine",
     random_state: int | None = 0,
+    knn: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Small groups of images that keep to themselves in the backbone's feature space.
 
@@ -642,6 +649,9 @@ def find_feature_clusters(
         whole classes are not reported.
     min_score, max_overlap, metric, random_state
         See above and :func:`feature_closure`.
+    knn
+        Precomputed (N, k) neighbour indices of these features (shared with
+        :func:`find_tight_clusters` in :func:`qc_report`, so the search runs once).
 
     Returns
     -------
@@ -658,13 +668,13 @@ def find_feature_clusters(
     n = len(feats)
     if not isinstance(min_size, (int, np.integer)) or min_size < 2:
         raise ConfigError(f"min_size must be an integer >= 2; got {min_size!r}.")
-    if not isinstance(k, (int, np.integer)) or k < 1:
-        raise ConfigError(f"k (neighbours per image) must be a positive integer; got {k!r}.")
+    _check_k(k)
     if n <= max(min_size, k):
         raise DataError(f"find_feature_clusters needs more than max(min_size, k) images; got {n}.")
     max_size = int(max_size) if max_size is not None else max(100, int(0.05 * n))
     columns = ["group", "size", "members", "score", "closure", "min_shared", "feature_confirmation"]
-    knn = _feature_knn(feats, k, metric)
+    if knn is None:
+        knn = _feature_knn(feats, k, metric)
     kk = knn.shape[1]
     adj = csr_matrix((np.ones(n * kk, dtype=np.int32), (np.repeat(np.arange(n), kk), knn.ravel())),
                      shape=(n, n))
@@ -729,6 +739,7 @@ def find_tight_clusters(
     max_overlap: float = 0.5,
     metric: str = "cosine",
     random_state: int | None = 0,
+    knn: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Groups of the 2-D map that are much denser than their neighbourhood.
 
@@ -768,6 +779,9 @@ def find_tight_clusters(
         See above.
     metric
         Feature distance for the confirmation.
+    knn
+        Precomputed (N, k) feature-neighbour indices for :func:`feature_closure`
+        (computed with k = 10 when None).
     random_state
         Seed for the sampling in the feature confirmation.
 
@@ -878,7 +892,7 @@ def find_tight_clusters(
     if feats is not None and kept:
         groups = [r["members"] for r in kept]
         conf = feature_confirmation(feats, groups, metric=metric, random_state=random_state)
-        closure = feature_closure(feats, groups, metric=metric, random_state=random_state)
+        closure = feature_closure(feats, groups, metric=metric, random_state=random_state, knn=knn)
         for r, c, cl in zip(kept, conf, closure, strict=True):
             r["feature_confirmation"] = float(c)
             r["feature_closure"] = float(cl)
@@ -1541,7 +1555,8 @@ def qc_report(
     min_size
         Smallest tight cluster or feature cluster.
     n_neighbors
-        Neighbours per image in the feature graph (:func:`find_feature_clusters`).
+        Neighbours per image in the feature graph (:func:`find_feature_clusters`, and the
+        feature-space confirmation of tight clusters); the search runs once for both.
     near_duplicate_threshold, metric
         See :func:`near_duplicate_groups`.
     z_threshold
@@ -1568,12 +1583,14 @@ def qc_report(
     if feats is not None:
         frames["near-duplicate"] = near_duplicate_groups(
             feats, threshold=near_duplicate_threshold, metric=metric, random_state=random_state)
+    # one feature-neighbour search serves the tight clusters' confirmation and the feature clusters
+    knn = None if feats is None else _feature_knn(feats, n_neighbors, _check_metric(metric))
     if emb is not None:
         frames["tight-cluster"] = find_tight_clusters(
-            emb, feats, min_size=min_size, metric=metric, random_state=random_state)
+            emb, feats, min_size=min_size, metric=metric, random_state=random_state, knn=knn)
     if feats is not None and n > max(min_size, n_neighbors):
         frames["feature-cluster"] = find_feature_clusters(
-            feats, k=n_neighbors, min_size=min_size, metric=metric, random_state=random_state)
+            feats, k=n_neighbors, min_size=min_size, metric=metric, random_state=random_state, knn=knn)
     frames["property-outlier"] = property_outliers(props, z_threshold=z_threshold, max_overlap=max_overlap)
     groups = _merge_groups(frames, max_overlap)
     rng = np.random.default_rng(random_state)
