@@ -230,3 +230,10 @@ def test_fingerprint(tiny_images):
     assert ImageDataset(changed, labels).fingerprint() != fp
     assert ImageDataset(images, np.roll(labels, 1)).fingerprint() != fp
     assert ImageDataset(images).fingerprint() != fp
+
+
+def test_title_marks_synthetic_data_once():
+    images = np.zeros((4, 8, 8, 3), np.uint8)
+    assert ImageDataset(images, name="cells", synthetic=True).title == "synthetic cells"
+    assert ImageDataset(images, name="synthetic-blood", synthetic=True).title == "synthetic-blood"
+    assert ImageDataset(images, name="bloodmnist").title == "bloodmnist"

@@ -1109,8 +1109,7 @@ def pairs_figure(dataset: ImageDataset, pairs_df: pd.DataFrame, per_threshold: i
                 ax = axes[r, 2 * c + s]
                 ax.imshow(img, interpolation="nearest")
                 ax.set_title(f"{(i, j)[s]}" + (f"  d={dist:.3g}" if s == 0 else ""), fontsize=6)
-    kind = "synthetic " if dataset.synthetic and "synthetic" not in dataset.name.lower() else ""
-    fig.suptitle(f"near-duplicate pairs per threshold ({kind}{dataset.name})", fontsize=9)
+    fig.suptitle(f"near-duplicate pairs per threshold ({dataset.title})", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -1506,8 +1505,7 @@ class QCReport:
         ax.set_axis_off()
         ax.set_aspect("equal", adjustable="datalim")
         self.cards(top=top, per_group=per_group, fig=right)
-        kind = "synthetic " if self.dataset.synthetic and "synthetic" not in self.dataset.name.lower() else ""
-        fig.suptitle(f"quality control of {kind}{self.dataset.name} (n={len(self.dataset)}): "
+        fig.suptitle(f"quality control of {self.dataset.title} (n={len(self.dataset)}): "
                      f"top {rows} suspicious groups", fontsize=10)
         return fig
 

@@ -1596,9 +1596,8 @@ def fit_to_directory(
         f"kNN accuracy {knn:.3f}, silhouette {sil:.3f}"
         if knn is not None and np.isfinite(knn) else "no metrics (needs labels of >= 2 classes)"
     )
-    kind = "synthetic " if dataset.synthetic else ""
     return (
-        f"t-SimCNE on {kind}{dataset.name} ({len(dataset)} images, {len(est.history_)} epochs, "
+        f"t-SimCNE on {dataset.title} ({len(dataset)} images, {len(est.history_)} epochs, "
         f"{metrics['train_time_s']:.0f} s): {scores}. Wrote {out}/model.pt, embedding.parquet, "
         "metrics.json, manifest.json, map.png"
     )
@@ -1631,8 +1630,7 @@ def _write_embedding_table(path: Path, embedding: np.ndarray, dataset: ImageData
 def _write_map(path: Path, embedding, dataset: ImageDataset, metrics, est: TSimCNE, overwrite: bool) -> None:
     from tsimcne_nb.figures import plot_map
 
-    kind = "synthetic " if dataset.synthetic else ""
-    title = f"t-SimCNE ({est.augment if isinstance(est.augment, str) else 'custom'} augm.) of {kind}{dataset.name}"
+    title = f"t-SimCNE ({est.augment if isinstance(est.augment, str) else 'custom'} augm.) of {dataset.title}"
     if metrics.get("knn_accuracy") is not None:
         title += f"\nkNN {metrics['knn_accuracy']:.3f}, silhouette {metrics['silhouette']:.3f}"
     fig = plot_map(

@@ -209,6 +209,13 @@ class ImageDataset:
     def __len__(self) -> int:
         return len(self.images)
 
+    @property
+    def title(self) -> str:
+        """The name for figure titles and messages, marked synthetic (once) where the data are."""
+        if self.synthetic and "synthetic" not in self.name.lower():
+            return f"synthetic {self.name}"
+        return self.name
+
     def __repr__(self) -> str:
         kind = "synthetic " if self.synthetic else ""
         return (
