@@ -1,7 +1,7 @@
 """Shared test set-up.
 
 Tests run on the CPU with one torch thread: on the 2-core CI machine two threads
-collapse when anything else is busy (see tsimcne_nb._torch_utils.choose_num_threads).
+collapse when anything else is busy (see tsimcne_nb._threads).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tsimcne_nb._threads import choose_num_threads  # noqa: F401  (re-exported: the one thread policy)
 from tsimcne_nb.errors import ConfigError
 
 
@@ -39,33 +40,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     ):
         raise ConfigError(f"device {device!r} was asked for but MPS is not available here; use 'cpu'.")
     return dev
-
-
-def choose_num_threads(requested: int | str | None = "auto") -> int:
-    """How many intra-op threads torch should use on the CPU.
-
-    Measured on the 2-core development machines: with 2 torch threads, training
-    throughput collapses (~20x) as soon as another process keeps a core busy,
-    because the two threads wait on each other at every barrier.  One thread then
-    runs far faster.  ``"auto"`` therefore uses all cores only when the 1-minute
-    load average says they are idle, and otherwise leaves one core to the rest.
-    ``TSIMCNE_NUM_THREADS`` in the environment overrides ``"auto"``.
-    """
-    if requested not in (None, "auto"):
-        n = int(requested)
-        if n < 1:
-            raise ConfigError(f"num_threads must be >= 1 or 'auto'; got {requested!r}")
-        return n
-    env = os.environ.get("TSIMCNE_NUM_THREADS")
-    if env:
-        return max(1, int(env))
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):
-        load = 0.0
-    busy = int(round(load))
-    return max(1, cores - busy) if cores > 1 else 1
 
 
 def configure_threads(requested: int | str | None = "auto") -> int:

@@ -181,21 +181,13 @@ def _cached(cache: FeatureCache | None, method: str, config: dict[str, Any], dat
 
 # ------------------------------------------------------------------- helpers
 def _n_jobs(n_jobs: int | str | None) -> int:
-    """openTSNE threads: an int, or ``"auto"`` (TSIMCNE_NUM_THREADS, else idle cores)."""
-    if n_jobs not in (None, "auto"):
-        n = int(n_jobs)
-        if n < 1 and n != -1:
-            raise ConfigError(f"n_jobs must be >= 1, -1 or 'auto'; got {n_jobs!r}.")
-        return n
-    env = os.environ.get("TSIMCNE_NUM_THREADS")
-    if env:
-        return max(1, int(env))
-    cores = os.cpu_count() or 1
-    try:
-        busy = int(round(os.getloadavg()[0]))
-    except (OSError, AttributeError):
-        busy = 0
-    return max(1, cores - busy)
+    """openTSNE threads: an int (-1: all cores), or ``"auto"``: the thread policy of training
+    (:func:`tsimcne_nb._threads.choose_num_threads`)."""
+    from tsimcne_nb._threads import choose_num_threads
+
+    if n_jobs == -1:
+        return -1
+    return choose_num_threads(n_jobs)
 
 
 def _check_dataset(dataset: Any) -> None:
