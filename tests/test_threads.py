@@ -41,13 +41,14 @@ def test_load_average_is_the_fallback_without_proc_stat(monkeypatch):
 def test_explicit_and_environment_counts(monkeypatch):
     assert _threads.choose_num_threads(3) == 3
     assert _threads.choose_num_threads("2") == 2
+    assert _threads.choose_num_threads(2.0) == 2
     monkeypatch.setenv(_threads.ENV_VAR, "1")
     assert _threads.choose_num_threads("auto") == 1
 
 
 @pytest.mark.parametrize("bad", [0, -2, "abc", "1.5", True])
 def test_bad_counts_are_config_errors_naming_the_value(bad):
-    with pytest.raises(ConfigError, match="num_threads must be a whole number"):
+    with pytest.raises(ConfigError, match="num_threads must be an integer >= 1"):
         _threads.choose_num_threads(bad)
 
 

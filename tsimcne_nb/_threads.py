@@ -69,13 +69,14 @@ def busy_cores(sample_seconds: float = SAMPLE_SECONDS) -> float:
 
 
 def parse_thread_count(value: object, what: str) -> int:
-    """A thread count >= 1 from an int or a string of digits, or a ConfigError naming ``what``."""
+    """A thread count >= 1 from an int, an integral float or a string of digits; else a
+    ConfigError naming ``what`` and the value."""
     try:
-        n = int(str(value).strip()) if not isinstance(value, int) else value
-    except ValueError:
+        n = int(value) if not isinstance(value, str) else int(value.strip())  # type: ignore[call-overload]
+    except (TypeError, ValueError):
         n = 0
-    if isinstance(value, bool) or n < 1:
-        raise ConfigError(f"{what} must be a whole number >= 1 (or 'auto'); got {value!r}.")
+    if n < 1 or isinstance(value, bool) or (isinstance(value, float) and n != value):
+        raise ConfigError(f"{what} must be an integer >= 1 or 'auto'; got {value!r}.")
     return n
 
 
@@ -85,7 +86,7 @@ def choose_num_threads(requested: int | str | None = "auto") -> int:
     if requested not in (None, "auto"):
         return parse_thread_count(requested, "num_threads")
     env = os.environ.get(ENV_VAR)
-    if env:
+    if env and env.strip().lower() != "auto":
         return parse_thread_count(env, f"the environment variable {ENV_VAR}")
     cores = available_cores()
     if cores == 1:
