@@ -1,0 +1,227 @@
+"""Map quality of training recipes, over seeds, with the baselines beside them in the same run.
+
+Trains each configuration for each seed on the embedded **synthetic** data (``synthetic-blood``)
+and prints one table: 2-D kNN accuracy and silhouette (the paper's protocol), kNN of the
+network's 128-d features, wall time, images/s and torch threads, as mean ± sd over seeds, then
+one line per run.  Reference rows computed in the same run: t-SNE of pixels (``tsne-pixels``)
+and t-SNE of SimCLR features trained with the same budget (``simclr-tsne``).
+
+Every run is a subprocess with its own torch thread count (``--threads``); ``--jobs 2`` runs two
+at a time (on a 2-core machine: one thread each; two-thread torch collapses when the other core
+is busy).  Results are appended to a JSON-lines file and reused on the next call (same
+configuration, seed and ``n``), so a long benchmark can be run in pieces; ``--rerun`` ignores
+them.
+
+Configurations (``--configs``):
+
+- ``quick``            ``TSimCNE(budget="quick")`` (randrot augmentations): what users get;
+- ``quick-default``    the same with the SimCLR ``default`` augmentations (the paper's claim:
+  rotations help on microscopy);
+- ``quick-x2``, ``quick-x4``, ... the quick recipe with every epoch count multiplied (the
+  quality-versus-minutes curve; ``--curve`` adds ``quick-x0.5,quick-x2,quick-x4,quick-x8``);
+- ``tsne-pixels``      openTSNE of the pixels (no training);
+- ``simclr-tsne``      SimCLR (randrot, the quick budget's stage-1 schedule), then openTSNE of
+  its backbone features.
+
+Examples
+--------
+    python benchmarks/map_quality.py --seeds 0,1,2 --jobs 2 \\
+        --configs quick,quick-default,tsne-pixels,simclr-tsne
+    python benchmarks/map_quality.py --seeds 0 --configs quick --curve --jobs 1 --threads 2
+    python benchmarks/map_quality.py --table-only          # print what is stored
+
+Run it on an otherwise idle machine: times are the point of the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_RESULTS = HERE / "results" / "map_quality.jsonl"
+
+def _config_params(name: str) -> dict:
+    """TSimCNE keyword arguments of a configuration (besides seed and threads)."""
+    if name == "quick":
+        return {"budget": "quick", "augment": "randrot"}
+    if name == "quick-default":
+        return {"budget": "quick", "augment": "default"}
+    if name.startswith("quick-x"):
+        from tsimcne_nb.budgets import QUICK
+
+        factor = float(name[len("quick-x"):])
+        epochs = [max(1, round(e * factor)) for e in QUICK.total_epochs]
+        return {"budget": "quick", "augment": "randrot", "total_epochs": epochs}
+    raise SystemExit(f"unknown configuration {name!r}")
+
+
+# ------------------------------------------------------------------ one run (in a subprocess)
+def run_one(name: str, seed: int, n: int, threads: int) -> dict:
+    import numpy as np
+    import torch
+
+    torch.set_num_threads(threads)
+    from tsimcne_nb.evaluation import evaluate, knn_accuracy
+    from tsimcne_nb.synthetic import make_synthetic_blood
+
+    ds = make_synthetic_blood(n=n, random_state=0)  # the data are fixed; seeds vary training
+    out: dict = {"config": name, "seed": seed, "n": n, "threads": threads}
+    t0 = time.perf_counter()
+    if name == "tsne-pixels":
+        from tsimcne_nb.baselines import tsne_pixels
+
+        Y = tsne_pixels(ds, random_state=seed, n_jobs=threads)
+        out["images_per_s"] = None
+        out["feat_knn"] = None
+    elif name == "simclr-tsne":
+        from openTSNE import TSNE
+
+        from tsimcne_nb.training import SimCLR
+
+        est = SimCLR(augment="randrot", budget="quick", random_state=seed, num_threads=threads,
+                     progress=False)
+        H = est.fit(ds).transform(ds)
+        Y = np.asarray(TSNE(n_jobs=threads, random_state=seed).fit(H))
+        out["feat_knn"] = round(knn_accuracy(H, ds.labels), 4)
+        out["images_per_s"] = round(float(est.history_["images_per_s"].median()), 1)
+        out["params"] = {"epochs": list(est.total_epochs_)}
+    else:
+        from tsimcne_nb.training import TSimCNE
+
+        params = _config_params(name)
+        est = TSimCNE(**params, random_state=seed, num_threads=threads, progress=False)
+        Y = est.fit_transform(ds)
+        out["feat_knn"] = round(knn_accuracy(est.features(ds), ds.labels), 4)
+        out["images_per_s"] = round(float(est.history_["images_per_s"].median()), 1)
+        out["params"] = {"epochs": list(est.total_epochs_),
+                         **{k: v for k, v in params.items() if k != "budget"}}
+    out["time_s"] = round(time.perf_counter() - t0, 1)
+    out.update({k: round(float(v), 4) for k, v in evaluate(Y, ds.labels).items()})
+    return out
+
+
+# ------------------------------------------------------------------ table
+def _load(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _fmt(values: list[float], digits: int = 3) -> str:
+    import numpy as np
+
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    if v.size == 0:
+        return "–"
+    if v.size == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+
+
+def table(rows: list[dict], configs: list[str], seeds: list[int], n: int) -> str:
+    lines = [
+        f"map quality on SYNTHETIC data (synthetic-blood, n={n}); mean ± sd over seeds "
+        f"{','.join(map(str, seeds))}",
+        "",
+        "| configuration | seeds | 2-D kNN | silhouette | feature kNN | wall time (s) | images/s | threads |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    per_seed = []
+    for name in configs:
+        got = [r for r in rows if r["config"] == name and r["n"] == n and r["seed"] in seeds]
+        if not got:
+            continue
+        got.sort(key=lambda r: r["seed"])
+        threads = sorted({r["threads"] for r in got})
+        lines.append(
+            f"| {name} | {len(got)} | {_fmt([r['knn_accuracy'] for r in got])} | "
+            f"{_fmt([r['silhouette'] for r in got])} | {_fmt([r['feat_knn'] for r in got])} | "
+            f"{_fmt([r['time_s'] for r in got], 0)} | {_fmt([r['images_per_s'] for r in got], 0)} | "
+            f"{','.join(map(str, threads))} |"
+        )
+        for r in got:
+            per_seed.append(
+                f"  {name:>14} seed {r['seed']}: kNN {r['knn_accuracy']:.3f}  silhouette "
+                f"{r['silhouette']:.3f}  feature kNN {r['feat_knn'] if r['feat_knn'] is not None else '–'}"
+                f"  {r['time_s']:.0f} s ({r['threads']} thread{'s' if r['threads'] > 1 else ''})"
+            )
+    base = {r["seed"]: r for r in rows if r["config"] == "tsne-pixels" and r["n"] == n}
+    checks = []
+    for name in configs:
+        if name in ("tsne-pixels", "simclr-tsne"):
+            continue
+        got = [r for r in rows if r["config"] == name and r["n"] == n and r["seed"] in seeds]
+        pairs = [(r, base[r["seed"]]) for r in got if r["seed"] in base]
+        if pairs:
+            both = sum(r["knn_accuracy"] > b["knn_accuracy"] and r["silhouette"] > b["silhouette"]
+                       for r, b in pairs)
+            checks.append(f"  {name}: above t-SNE of pixels on both metrics in {both} of {len(pairs)} seeds")
+    return "\n".join(lines + ["", "per run:"] + per_seed + ["", "against t-SNE of pixels (same seed):"] + checks)
+
+
+# ------------------------------------------------------------------ driver
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--configs", default="quick,quick-default,tsne-pixels,simclr-tsne")
+    p.add_argument("--curve", action="store_true",
+                   help="add quick-x0.5, quick-x2, quick-x4, quick-x8 (quality versus minutes)")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--n", type=int, default=3000, help="synthetic images (default 3000)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per run (default 1)")
+    p.add_argument("--jobs", type=int, default=1, help="runs at a time (default 1)")
+    p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
+    p.add_argument("--rerun", action="store_true", help="ignore stored results")
+    p.add_argument("--table-only", action="store_true", help="print the stored results only")
+    p.add_argument("--one", nargs=2, metavar=("CONFIG", "SEED"), help=argparse.SUPPRESS)
+    args = p.parse_args()
+
+    if args.one:  # a single run in this process (what the driver's subprocesses do)
+        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.n, args.threads)))
+        return
+
+    configs = [c for c in args.configs.split(",") if c]
+    if args.curve:
+        configs += [c for c in ("quick-x0.5", "quick-x2", "quick-x4", "quick-x8") if c not in configs]
+    try:
+        seeds = [int(s) for s in args.seeds.split(",")]
+    except ValueError:
+        p.error(f"--seeds must be integers separated by commas, e.g. 0,1,2; got {args.seeds!r}")
+    for c in configs:
+        if c not in ("tsne-pixels", "simclr-tsne"):
+            _config_params(c)  # unknown names fail before any training
+    stored = [] if args.rerun else _load(args.results)
+    if not args.table_only:
+        done = {(r["config"], r["seed"], r["n"]) for r in stored}
+        todo = [(c, s) for s in seeds for c in configs if (c, s, args.n) not in done]
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "TSIMCNE_NUM_THREADS": str(args.threads),
+               "OMP_NUM_THREADS": str(args.threads)}
+
+        def launch(job: tuple[str, int]) -> dict:
+            c, s = job
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--one", c, str(s),
+                   "--n", str(args.n), "--threads", str(args.threads)]
+            res = subprocess.run(cmd, env=env, capture_output=True, text=True)
+            if res.returncode != 0:
+                raise RuntimeError(f"{c} seed {s} failed:\n{res.stderr[-3000:]}")
+            row = json.loads(res.stdout.strip().splitlines()[-1])
+            with open(args.results, "a") as fh:  # one short line per write: appends do not interleave
+                fh.write(json.dumps(row) + "\n")
+            print(f"done: {c} seed {s}: kNN {row['knn_accuracy']:.3f} silhouette "
+                  f"{row['silhouette']:.3f} ({row['time_s']:.0f} s)", flush=True)
+            return row
+
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            stored += list(pool.map(launch, todo))
+    print(table(stored, configs, seeds, args.n))
+
+
+if __name__ == "__main__":
+    main()
