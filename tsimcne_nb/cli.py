@@ -23,6 +23,29 @@ from tsimcne_nb.errors import TSimCNEError
 
 DEFAULT_DATASET = "synthetic-blood"
 
+#: every sub-command: its one-line description and an example (shown by ``tsimcne-nb --help``)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "datasets": ("list every dataset, the files it expects and where", "tsimcne-nb datasets"),
+    "preview": ("write a labelled contact sheet of a dataset",
+                "tsimcne-nb preview synthetic-blood --out sheet.png"),
+    "fit": ("train t-SimCNE and write model, embedding, metrics, manifest and map",
+            "tsimcne-nb fit --dataset synthetic-blood --budget quick --out runs/quickstart"),
+    "compare": ("the paper's baselines and t-SimCNE in one table and figure",
+                "tsimcne-nb compare --dataset bloodmnist --download --seeds 0,1,2 --out runs/compare"),
+    "qc": ("quality control: duplicates and artefacts, ranked for review",
+           "tsimcne-nb qc --dataset folder:my_images --model runs/quickstart/model.pt --out runs/qc"),
+}
+
+
+def _epilog() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["commands:"]
+    for name, (text, example) in COMMANDS.items():
+        lines += [f"  {name:<{width}}  {text}", f"  {'':<{width}}    e.g. {example}"]
+    lines += ["", "`tsimcne-nb COMMAND --help` lists a command's options; `python -m tsimcne_nb` is the "
+              "same command.", "Output files and their JSON fields: docs/cli-outputs.md."]
+    return "\n".join(lines)
+
 
 def _add_dataset_args(p: argparse.ArgumentParser, positional: bool = False) -> None:
     if positional:
@@ -52,9 +75,16 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tsimcne-nb", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="tsimcne-nb", usage="tsimcne-nb [-h] [--version] COMMAND [options]",
+        description="t-SimCNE maps of image datasets: train, compare with baselines, quality control.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command")
+    # the commands are listed, with an example each, in the epilog
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help=argparse.SUPPRESS,
+                                prog="tsimcne-nb")
 
     sub.add_parser("datasets", help="list datasets, the files they expect and where")
 
