@@ -121,8 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, default=None, help="feature/embedding cache (default OUT/cache)")
     p.add_argument(
         "--resnet-weights", default="auto",
-        help="ImageNet ResNet weights: auto (use the torch hub file if present, else random init, "
-        "labelled NOT ImageNet), none (random init) or PATH to a .pth file",
+        help="ImageNet ResNet weights: auto (use the torch hub file if present; with --download "
+        "fetch it through torchvision, hash-checked; else random init, labelled NOT ImageNet), "
+        "imagenet (error if missing), none (random init) or PATH to a state-dict file",
     )
 
     p = sub.add_parser("qc", help="quality control: duplicates and artefacts")
@@ -239,6 +240,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             seeds=[int(s) for s in args.seeds.split(",")], experiment=args.experiment,
             cache_dir=args.cache_dir,
             resnet_weights=None if args.resnet_weights.lower() == "none" else args.resnet_weights,
+            download_weights=args.download,
             **common,
         )
     elif args.command == "qc":
