@@ -234,11 +234,23 @@ def test_docs_copies_are_stamped_and_stale_ones_detected(tmp_path, monkeypatch):
     src = tmp_path / "nbs" / "00_quickstart.ipynb"
     src.parent.mkdir()
     src.write_bytes((NB_DIR / "00_quickstart.ipynb").read_bytes())
-    executed = nbexec.prepare(src)  # stands in for an executed notebook: only the stamp matters
+    executed = nbexec.prepare(src)  # stands in for an executed notebook
     executed.metadata["widgets"] = {"state": {}}
+    view = {"model_id": "x", "version_major": 2, "version_minor": 0}
+    cell = next(c for c in executed.cells if c.cell_type == "code" and "Explorer(" in c.source)
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": view,
+            "text/plain": "TSimCNE stage 1/3:   0%|          | 0/2 [00:00<?, ?step/s]"}),
+        nbformat.v4.new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": view, "image/png": "iVBORw0KGgo=",
+            "text/plain": "VBox(children=(...))"}),
+    ]
     out = nbexec.write_for_docs(executed, src, tmp_path / "docs")
     copy = nbformat.read(out, as_version=4)
     assert "widgets" not in copy.metadata  # the pages show the widgets' static images
+    outputs = next(c for c in copy.cells if c.cell_type == "code" and "Explorer(" in c.source).outputs
+    assert len(outputs) == 1 and "image/png" in outputs[0]["data"]  # the frozen progress bar is gone
     assert copy.metadata["tsimcne_docs"]["source_sha256"] == nbexec.source_digest(src)
     assert "synthetic" in copy.cells[1].source and "smoke size" in copy.cells[1].source
     assert nbexec.is_fresh(out, src)

@@ -21,6 +21,7 @@ import copy
 import hashlib
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -47,6 +48,8 @@ SMOKE_EXTRA = {
 }
 CELL_TIMEOUT = 600  # s; a smoke cell takes seconds, this only catches hangs
 STAMP = "tsimcne_docs"
+#: version of the docs copies' format (what for_docs does): a new one makes old copies stale
+FORMAT = 2
 
 
 def notebooks() -> list[Path]:
@@ -85,9 +88,9 @@ def smoke_source(nb) -> str:
 
 
 def source_digest(path: Path) -> str:
-    """SHA-256 of a notebook's cells (type and source) and of the smoke parameters."""
+    """SHA-256 of a notebook's cells (type and source), the smoke parameters and :data:`FORMAT`."""
     nb = read(path)
-    payload = {"cells": [[c.cell_type, c.source] for c in nb.cells],
+    payload = {"format": FORMAT, "cells": [[c.cell_type, c.source] for c in nb.cells],
                "smoke": {k: repr(v) for k, v in smoke_values(nb).items()}}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -123,12 +126,16 @@ def for_docs(executed, path: Path):
     """A copy of an executed notebook for the documentation, stamped with its source digest.
 
     Widget state is dropped (the pages show each widget's static PNG fallback, which the
-    widgets put in their outputs), and a note at the top says how the page was made.
+    widgets put in their outputs), so are the progress-bar widgets of tqdm (a static page
+    would show them frozen at 0 %), and a note at the top says how the page was made.
     """
     import nbformat
 
     nb = copy.deepcopy(executed)
     nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not _is_progress_bar(o)]
     nb.metadata[STAMP] = {"source": f"notebooks/{path.name}", "source_sha256": source_digest(path),
                           "smoke": {k: repr(v) for k, v in smoke_values(nb).items()}}
     size = ", ".join(f"{k}={v!r}" for k, v in smoke_values(nb).items() if k in ("SUBSET", "EPOCHS",
@@ -145,6 +152,18 @@ def for_docs(executed, path: Path):
     note.metadata["tags"] = ["docs-note"]
     nb.cells.insert(1, note)
     return nb
+
+
+_PROGRESS = re.compile(r"^.*\d+%\|.*\|.*\[.*\]\s*$", re.S)
+
+
+def _is_progress_bar(output) -> bool:
+    """A tqdm notebook progress bar: a widget view whose text fallback is the bar."""
+    data = output.get("data", {})
+    text = data.get("text/plain", "")
+    text = "".join(text) if isinstance(text, list) else text
+    return ("application/vnd.jupyter.widget-view+json" in data and "image/png" not in data
+            and bool(_PROGRESS.match(text)))
 
 
 def is_fresh(copy_path: Path, source: Path) -> bool:

@@ -173,8 +173,8 @@ def load_folder(
 ) -> ImageDataset:
     """Load a folder of images.
 
-    Layouts
-    -------
+    Two layouts are read:
+
     * ``path/<class>/<image>`` - one sub-folder per class (sorted names give the
       class indices); images anywhere below a class folder count.
     * ``path/<image>`` - a flat folder: unlabelled.
