@@ -8,7 +8,9 @@ docs/_build/html``.  Fails (exit 1, naming what is missing) unless
   metrics table (an HTML table in the output of the ``evaluate`` cell);
 * every tutorial page links to Binder, says that it ran on synthetic data, shows at least one
   image, and carries no live-widget JSON (widgets are shown as their static images);
-* every image a page refers to exists in the build.
+* every image a page refers to exists in the build;
+* the API reference documents every public object: each name in a documented module's
+  ``__all__`` (or, without one, each public function and class it defines) has an entry.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
 
 #: quickstart cell (a snippet of its source) -> what its output must contain
 QUICKSTART = {
@@ -73,9 +77,39 @@ def check(html_dir: Path) -> list[str]:
     return problems
 
 
+def public_names(module) -> list[str]:
+    """``module.__all__``, or the public functions and classes the module itself defines."""
+    import inspect
+
+    names = getattr(module, "__all__", None)
+    if names is not None:
+        return list(names)
+    return [n for n, v in vars(module).items() if not n.startswith("_")
+            and (inspect.isfunction(v) or inspect.isclass(v))
+            and getattr(v, "__module__", None) == module.__name__]
+
+
+def check_api(html_dir: Path, source_dir: Path) -> list[str]:
+    """Every public object of every module of docs/api/*.rst has an entry in its page."""
+    import importlib
+
+    sys.path.insert(0, str(ROOT))
+    problems = []
+    for rst in sorted((source_dir / "api").glob("*.rst")):
+        page = html_dir / "api" / f"{rst.stem}.html"
+        html = page.read_text(encoding="utf-8") if page.is_file() else ""
+        for name in re.findall(r"automodule:: (\S+)", rst.read_text()):
+            module = importlib.import_module(name)
+            for obj in public_names(module):
+                if f'id="{name}.{obj}"' not in html:
+                    problems.append(f"api/{page.name}: no entry for {name}.{obj} (give it a "
+                                    "docstring, or a #: comment for data)")
+    return problems
+
+
 def main(argv: list[str]) -> int:
     html_dir = Path(argv[0] if argv else "docs/_build/html")
-    problems = check(html_dir)
+    problems = check(html_dir) + check_api(html_dir, ROOT / "docs")
     for p in problems:
         print(f"check_docs: {p}", file=sys.stderr)
     if not problems:

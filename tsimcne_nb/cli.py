@@ -75,6 +75,7 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tsimcne-nb`` and its sub-commands (:data:`COMMANDS`)."""
     parser = argparse.ArgumentParser(
         prog="tsimcne-nb", usage="tsimcne-nb [-h] [--version] COMMAND [options]",
         description="t-SimCNE maps of image datasets: train, compare with baselines, quality control.",
@@ -180,6 +181,10 @@ def _parse_epochs(text: str | None) -> tuple[int, int, int] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tsimcne-nb`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
+
+    Errors the user can fix are printed as one line (no traceback) with exit status 1.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:

@@ -1828,6 +1828,7 @@ def _make_map(
     return emb, feats, {"device": str(getattr(model, "device_", device))}
 
 
+#: the maps that :func:`qc_to_directory` can search for tight clusters (``map_method``)
 MAP_METHODS = ("tsimcne", "tsne-pixels")
 
 
