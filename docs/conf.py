@@ -113,12 +113,12 @@ def _write_datasets_table(app) -> None:
     def cell(text: str) -> str:
         return str(text).replace("|", "\\|")
 
-    rows = ["| name | what | files | folder under the data folder | download | licence |",
+    rows = ["| name | licence | download | what | files | folder under the data folder |",
             "|---|---|---|---|---|---|"]
     for d in list_datasets():
-        rows.append(f"| `{cell(d.name)}` | {cell(d.description)} | `{cell(d.files)}` | "
-                    f"{'`' + d.folder + '/`' if d.folder else '-'} | {cell(d.download)} | "
-                    f"{cell(d.licence)} |")
+        rows.append(f"| `{cell(d.name)}` | {cell(d.licence)} | {cell(d.download)} | "
+                    f"{cell(d.description)} | `{cell(d.files)}` | "
+                    f"{'`' + d.folder + '/`' if d.folder else '-'} |")
     target = Path(app.srcdir) / "_generated" / "datasets-table.md"
     target.parent.mkdir(exist_ok=True)
     text = "\n".join(rows) + "\n"

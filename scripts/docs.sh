@@ -18,6 +18,6 @@ export TSIMCNE_NUM_THREADS="${TSIMCNE_NUM_THREADS:-1}" OMP_NUM_THREADS="${OMP_NU
 
 start=$(date +%s)
 python3 notebooks/_build/nbexec.py --out docs/tutorials
-python3 -m sphinx -W --keep-going -q -b html docs docs/_build/html
+python3 -m sphinx -E -W --keep-going -q -b html docs docs/_build/html
 python3 scripts/check_docs.py docs/_build/html
 echo "docs built in $(( $(date +%s) - start )) s: docs/_build/html/index.html"
