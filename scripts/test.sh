@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Install everything the test suite needs on a fresh machine, then run the whole suite.
-# Used by the README's test command and by .ci/run.
+# Install everything the test suite needs on a fresh machine, run the whole suite, then build
+# the documentation with warnings as errors (scripts/docs.sh). Used by the README's test
+# command and by .ci/run. Arguments go to pytest; with arguments (a selection of tests) the
+# docs are built only if TSIMCNE_TEST_DOCS=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,4 +19,11 @@ fi
 
 # One torch thread: on 2-core machines two threads collapse when anything else is busy.
 export TSIMCNE_NUM_THREADS="${TSIMCNE_NUM_THREADS:-1}" OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
-exec python3 -m pytest -q -p no:cacheprovider --durations=15 "$@"
+# the notebook tests also write their executed notebooks for the docs, which then render them
+# instead of executing the notebooks a second time
+export TSIMCNE_DOCS_NOTEBOOKS="${TSIMCNE_DOCS_NOTEBOOKS:-docs/tutorials}"
+python3 -m pytest -q -p no:cacheprovider --durations=15 "$@"
+
+if [ "$#" -eq 0 ] || [ "${TSIMCNE_TEST_DOCS:-0}" = "1" ]; then
+    TSIMCNE_DOCS_NO_INSTALL=1 bash scripts/docs.sh
+fi

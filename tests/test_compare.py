@@ -164,7 +164,15 @@ def test_resnet_rows_fall_back_to_labelled_random_init(ds, monkeypatch, tmp_path
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         cmp.compare(ds, methods=["tsne-resnet18"], resnet_weights=None, progress=False)
+    # a present file is checked before its row is labelled ImageNet: an empty one is refused,
+    # a torchvision resnet18 state dict is used
     (tmp_path / "resnet18-x.pth").write_bytes(b"")
+    with pytest.raises(DataError, match="resnet18-x.pth could not be read"):
+        cmp.compare(ds, methods=["tsne-resnet18"], progress=False)
+    import torch
+    import torchvision
+
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), tmp_path / "resnet18-x.pth")
     res = cmp.compare(ds, methods=["tsne-resnet18"], progress=False)
     assert seen[-1] == ("resnet18", "imagenet")
     assert res.records[0]["label"] == "t-SNE ResNet18 (ImageNet)"

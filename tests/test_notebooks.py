@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import sys
 import time
 from pathlib import Path
 
@@ -25,25 +26,15 @@ NB_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
 NAMES = [p.stem for p in NOTEBOOKS]
 
+# the smoke parameters and the executor are shared with the documentation build
+sys.path.insert(0, str(NB_DIR / "_build"))
+import nbexec  # noqa: E402
+
 #: every notebook exposes these knobs in its parameters cell
 REQUIRED_PARAMETERS = ("DATA_ROOT", "BUDGET", "DEVICE", "SUBSET", "SEED", "EPOCHS")
-
-#: smoke size: a few hundred images, 4 epochs in all
-SMOKE = {"DATA_ROOT": None, "BUDGET": "quick", "DEVICE": "cpu", "SUBSET": 300, "SEED": 0,
-         "EPOCHS": (2, 1, 1)}
-#: further small-size knobs, only for notebooks that define them
-SMOKE_EXTRA = {
-    "DOWNLOAD": False,
-    "STANDIN_N": 300,
-    "N_IMAGES": 300,
-    "SIZE": 32,
-    "N_DUPLICATES": 20,
-    "N_ARTEFACTS": 15,
-    "METHODS": ("tsne-pixels", "tsimcne-default", "tsimcne-rot90"),
-    "CACHE_DIR": None,
-    "ABLATION_METHODS": ("tsimcne-randrot", "tsimcne-randrot-nocrop"),
-    "CIFAR_METHODS": ("tsimcne-default", "tsimcne-rot90"),
-}
+SMOKE, SMOKE_EXTRA, smoke_source = nbexec.SMOKE, nbexec.SMOKE_EXTRA, nbexec.smoke_source
+#: set (by scripts/test.sh) to a folder: executed notebooks are also written there for the docs
+DOCS_COPIES = os.environ.get("TSIMCNE_DOCS_NOTEBOOKS")
 
 STANDIN = "THIS RUN USES SYNTHETIC STAND-IN"
 #: text each notebook's outputs must contain (beyond "no error" and "a figure")
@@ -72,25 +63,8 @@ def _read(path: Path):
     return nbformat.read(path, as_version=4)
 
 
-def _parameters_cell(nb):
-    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
-    assert len(cells) == 1, "exactly one cell must be tagged 'parameters'"
-    return cells[0]
-
-
-def _assigned_names(source: str) -> set[str]:
-    tree = ast.parse(source)
-    return {t.id for node in tree.body if isinstance(node, ast.Assign)
-            for t in node.targets if isinstance(t, ast.Name)}
-
-
-def smoke_source(nb) -> str:
-    """The parameters cell with the smoke values appended (later assignments win)."""
-    cell = _parameters_cell(nb)
-    defined = _assigned_names(cell.source)
-    values = {**SMOKE, **{k: v for k, v in SMOKE_EXTRA.items() if k in defined}}
-    lines = [f"{k} = {v!r}" for k, v in values.items()]
-    return cell.source + "\n\n# smoke parameters injected by tests/test_notebooks.py\n" + "\n".join(lines)
+_parameters_cell = nbexec.parameters_cell
+_assigned_names = nbexec.assigned_names
 
 
 def _texts(nb) -> str:
@@ -221,28 +195,20 @@ def test_standins_left_in_the_data_folder_are_not_taken_for_real(tmp_path, monke
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=NAMES)
 def test_notebook_runs(path, tmp_path, monkeypatch):
     import nbformat
-    from nbclient import NotebookClient
 
-    nb = _read(path)
-    _parameters_cell(nb).source = smoke_source(nb)
+    nb = nbexec.prepare(path)
     # the kernel inherits this environment: the package from the checkout, one thread,
-    # and an empty data folder so that no real dataset on this machine is picked up
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
-    monkeypatch.setenv("TSIMCNE_NUM_THREADS", "1")
-    monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    monkeypatch.setenv("TSIMCNE_DATA", str(tmp_path / "no-data-here"))
-    monkeypatch.delenv("MPLBACKEND", raising=False)
+    # and an empty data folder so that no real dataset on this machine is picked up;
     # stand-in files and outputs written to temporary folders are removed with tmp_path
     (tmp_path / "tmp").mkdir()
-    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))
+    for key, value in nbexec.smoke_environment(tmp_path / "no-data-here", tmp_path / "tmp").items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MPLBACKEND", raising=False)
     work = tmp_path / "work"
     work.mkdir()
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                            resources={"metadata": {"path": str(work)}})
     t0 = time.perf_counter()
     try:
-        client.execute()
+        nbexec.execute(nb, work, timeout=CELL_TIMEOUT)
     finally:
         # keep the executed notebook for a look when something fails
         nbformat.write(nb, tmp_path / f"{path.stem}.executed.ipynb")
@@ -256,3 +222,44 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     assert "image/png" in mimes, f"{path.name} shows no figure"
     if path.stem in WIDGETS:
         assert "application/vnd.jupyter.widget-view+json" in mimes, f"{path.name} shows no widget"
+    if DOCS_COPIES:  # only a notebook that ran and showed what it should goes into the docs
+        nbexec.write_for_docs(nb, path, ROOT / DOCS_COPIES)
+
+
+# ------------------------------------------------------------------ executed copies for the docs
+def test_docs_copies_are_stamped_and_stale_ones_detected(tmp_path, monkeypatch):
+    """An executed copy carries its source's digest; a changed notebook makes it stale."""
+    import nbformat
+
+    src = tmp_path / "nbs" / "00_quickstart.ipynb"
+    src.parent.mkdir()
+    src.write_bytes((NB_DIR / "00_quickstart.ipynb").read_bytes())
+    executed = nbexec.prepare(src)  # stands in for an executed notebook
+    executed.metadata["widgets"] = {"state": {}}
+    view = {"model_id": "x", "version_major": 2, "version_minor": 0}
+    cell = next(c for c in executed.cells if c.cell_type == "code" and "Explorer(" in c.source)
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": view,
+            "text/plain": "TSimCNE stage 1/3:   0%|          | 0/2 [00:00<?, ?step/s]"}),
+        nbformat.v4.new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": view, "image/png": "iVBORw0KGgo=",
+            "text/plain": "VBox(children=(...))"}),
+    ]
+    out = nbexec.write_for_docs(executed, src, tmp_path / "docs")
+    copy = nbformat.read(out, as_version=4)
+    assert "widgets" not in copy.metadata  # the pages show the widgets' static images
+    outputs = next(c for c in copy.cells if c.cell_type == "code" and "Explorer(" in c.source).outputs
+    assert len(outputs) == 1 and "image/png" in outputs[0]["data"]  # the frozen progress bar is gone
+    assert copy.metadata["tsimcne_docs"]["source_sha256"] == nbexec.source_digest(src)
+    assert "synthetic" in copy.cells[1].source and "smoke size" in copy.cells[1].source
+    assert nbexec.is_fresh(out, src)
+    nb = nbformat.read(src, as_version=4)
+    nb.cells[-1].source += "\nOne more sentence."
+    nbformat.write(nb, src)
+    assert not nbexec.is_fresh(out, src)
+    # and a change of the smoke parameters makes it stale too
+    nbformat.write(nbformat.read(NB_DIR / "00_quickstart.ipynb", as_version=4), src)
+    assert nbexec.is_fresh(out, src)
+    monkeypatch.setitem(nbexec.SMOKE, "SUBSET", 301)
+    assert not nbexec.is_fresh(out, src)

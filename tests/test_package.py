@@ -64,3 +64,25 @@ def test_module_entry_point_runs():
         [sys.executable, "-m", "tsimcne_nb", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == tsimcne_nb.__version__
+
+
+def test_citation_changelog_and_version_agree():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    version = re.search(r'^version = "([^"]+)"', (root / "pyproject.toml").read_text(), re.M).group(1)
+    assert version == tsimcne_nb.__version__
+    cff = yaml.safe_load((root / "CITATION.cff").read_text(encoding="utf-8"))
+    assert cff["cff-version"] == "1.2.0" and cff["version"] == version
+    for key in ("message", "title", "authors"):
+        assert cff[key], key
+    titles = {ref["title"]: ref for ref in cff["references"]}
+    tsimcne = titles["Unsupervised visualization of image datasets using contrastive learning"]
+    assert [a["family-names"] for a in tsimcne["authors"]] == ["Böhm", "Berens", "Kobak"]
+    assert tsimcne["year"] == 2023 and cff["preferred-citation"]["title"] == tsimcne["title"]
+    assert "Self-supervised Visualisation of Microscopy Datasets" in titles
+    changelog = (root / "CHANGELOG.md").read_text(encoding="utf-8")
+    assert f"## [{version}]" in changelog and "## [Unreleased]" in changelog

@@ -23,6 +23,29 @@ from tsimcne_nb.errors import TSimCNEError
 
 DEFAULT_DATASET = "synthetic-blood"
 
+#: every sub-command: its one-line description and an example (shown by ``tsimcne-nb --help``)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "datasets": ("list every dataset, the files it expects and where", "tsimcne-nb datasets"),
+    "preview": ("write a labelled contact sheet of a dataset",
+                "tsimcne-nb preview synthetic-blood --out sheet.png"),
+    "fit": ("train t-SimCNE and write model, embedding, metrics, manifest and map",
+            "tsimcne-nb fit --dataset synthetic-blood --budget quick --out runs/quickstart"),
+    "compare": ("the paper's baselines and t-SimCNE in one table and figure",
+                "tsimcne-nb compare --dataset bloodmnist --download --seeds 0,1,2 --out runs/compare"),
+    "qc": ("quality control: duplicates and artefacts, ranked for review",
+           "tsimcne-nb qc --dataset folder:my_images --model runs/quickstart/model.pt --out runs/qc"),
+}
+
+
+def _epilog() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["commands:"]
+    for name, (text, example) in COMMANDS.items():
+        lines += [f"  {name:<{width}}  {text}", f"  {'':<{width}}    e.g. {example}"]
+    lines += ["", "`tsimcne-nb COMMAND --help` lists a command's options; `python -m tsimcne_nb` is the "
+              "same command.", "Output files and their JSON fields: docs/cli-outputs.md."]
+    return "\n".join(lines)
+
 
 def _add_dataset_args(p: argparse.ArgumentParser, positional: bool = False) -> None:
     if positional:
@@ -52,9 +75,17 @@ def _add_run_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tsimcne-nb", description=__doc__.split("\n\n")[0])
+    """The argument parser of ``tsimcne-nb`` and its sub-commands (:data:`COMMANDS`)."""
+    parser = argparse.ArgumentParser(
+        prog="tsimcne-nb", usage="tsimcne-nb [-h] [--version] COMMAND [options]",
+        description="t-SimCNE maps of image datasets: train, compare with baselines, quality control.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="store_true", help="print the version and exit")
-    sub = parser.add_subparsers(dest="command")
+    # the commands are listed, with an example each, in the epilog
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", help=argparse.SUPPRESS,
+                                prog="tsimcne-nb")
 
     sub.add_parser("datasets", help="list datasets, the files they expect and where")
 
@@ -91,8 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, default=None, help="feature/embedding cache (default OUT/cache)")
     p.add_argument(
         "--resnet-weights", default="auto",
-        help="ImageNet ResNet weights: auto (use the torch hub file if present, else random init, "
-        "labelled NOT ImageNet), none (random init) or PATH to a .pth file",
+        help="ImageNet ResNet weights: auto (use the torch hub file if present; with --download "
+        "fetch it through torchvision, hash-checked; else random init, labelled NOT ImageNet), "
+        "imagenet (error if missing), none (random init) or PATH to a state-dict file",
     )
 
     p = sub.add_parser("qc", help="quality control: duplicates and artefacts")
@@ -149,6 +181,10 @@ def _parse_epochs(text: str | None) -> tuple[int, int, int] | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``tsimcne-nb`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
+
+    Errors the user can fix are printed as one line (no traceback) with exit status 1.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.version:
@@ -209,6 +245,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             seeds=[int(s) for s in args.seeds.split(",")], experiment=args.experiment,
             cache_dir=args.cache_dir,
             resnet_weights=None if args.resnet_weights.lower() == "none" else args.resnet_weights,
+            download_weights=args.download,
             **common,
         )
     elif args.command == "qc":

@@ -13,10 +13,13 @@ Named experiments (:data:`EXPERIMENTS`): ``"ablation"`` (Table 4), ``"linear"``
 (Table 5, linear evaluation of SimCLR features) and ``"cifar-control"``
 (rotations on natural images).
 
-ImageNet weights cannot be downloaded here.  With ``resnet_weights="auto"`` (the
+ImageNet weights are downloaded only with ``download_weights=True`` (through
+torchvision's weights API, hash-checked).  With ``resnet_weights="auto"`` (the
 default) the ResNet rows use ImageNet weights when they are in the local torch
-hub cache and otherwise a *randomly initialised* ResNet, labelled
-"(random init, NOT ImageNet)" in every table, figure and note.
+hub cache (or were just downloaded) and otherwise a *randomly initialised*
+ResNet, labelled "(random init, NOT ImageNet)" in every table, figure and note.
+Every weights file is checked (architecture, expected keys) before its row is run
+and labelled.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError
 
 __all__ = [
     "Method",
@@ -363,8 +366,13 @@ def _resolve_seeds(seeds: Any) -> list[int]:
     return out
 
 
-def _resolve_resnet_weights(resnet_weights: Any, methods: list[str], notes: list[str]) -> dict[str, Any]:
-    """Weights per ResNet arch; 'auto' falls back to random init with a stated reason."""
+def _resolve_resnet_weights(resnet_weights: Any, methods: list[str], notes: list[str],
+                            download: bool = False) -> dict[str, Any]:
+    """Weights per ResNet arch; 'auto' falls back to random init with a stated reason.
+
+    A weights file (the torch hub's or the user's) is checked (architecture and
+    expected keys) here, before any row is run or labelled "ImageNet".
+    """
     from tsimcne_nb import baselines
 
     out: dict[str, Any] = {}
@@ -372,18 +380,34 @@ def _resolve_resnet_weights(resnet_weights: Any, methods: list[str], notes: list
         if f"tsne-{arch}" not in methods:
             continue
         w = resnet_weights
-        if isinstance(w, str) and w == "auto":
+        if isinstance(w, str) and w in ("auto", "imagenet"):
             path = baselines.imagenet_weights_file(arch)
+            if not path.exists() and (download or w == "imagenet"):
+                if not download:
+                    raise DatasetNotFoundError(baselines._missing_weights_message(arch))
+                path = baselines.download_imagenet_weights(arch)
             if path.exists():
+                baselines.check_weights_file(path, arch)
                 w = "imagenet"
             else:
                 w = None
                 msg = (f"{baselines.resnet_label(arch, None)}: ImageNet weights were not found at "
-                       f"{path} (no download possible), so this row uses a randomly initialised "
-                       f"{arch} and is NOT the paper's ImageNet baseline. Put {path.name} in "
-                       f"{path.parent} or pass resnet_weights=PATH to use real ImageNet weights.")
+                       f"{path} (not downloaded: pass download_weights=True / --download), so this "
+                       f"row uses a randomly initialised {arch} and is NOT the paper's ImageNet "
+                       f"baseline. Put {path.name} in {path.parent} or pass resnet_weights=PATH to "
+                       "use real ImageNet weights.")
                 notes.append(msg)
                 warnings.warn(msg, stacklevel=3)
+        elif w is not None:
+            path = Path(w)
+            if not path.is_file():
+                raise DatasetNotFoundError(
+                    f"resnet weights file {path} does not exist; pass the path of a {arch} state "
+                    "dict, 'auto', 'imagenet' or None (random init).")
+            baselines.check_weights_file(path, arch)
+            if not baselines.is_published_imagenet_file(arch, path):
+                notes.append(f"{baselines.resnet_label(arch, path)}: the weights in {path} are not "
+                             "torchvision's published ImageNet weights (their hash differs).")
         out[arch] = w
     return out
 
@@ -477,6 +501,7 @@ def compare(
     experiment: str | None = None,
     random_state: int = 0,
     n_jobs: int | str = "auto",
+    download_weights: bool = False,
 ) -> ComparisonResult:
     """Run baselines and t-SimCNE on one dataset with the paper's protocol.
 
@@ -500,7 +525,9 @@ def compare(
     resnet_weights
         ``"auto"`` (ImageNet weights if in the local torch hub cache, otherwise a
         random-init ResNet labelled "NOT ImageNet"), ``"imagenet"`` (error if
-        missing), a state-dict path, or None (random init).
+        missing), a state-dict path, or None (random init).  A file is checked
+        (architecture, expected keys) before it is used; a path is labelled
+        "ImageNet" only when it is torchvision's published file (same hash).
     experiment
         None or a name in :data:`EXPERIMENTS`: ``"ablation"``, ``"linear"``,
         ``"cifar-control"``.
@@ -509,6 +536,9 @@ def compare(
         the linear experiment), independent of the method seeds.
     n_jobs
         openTSNE threads.
+    download_weights
+        Fetch missing ImageNet weights through torchvision's weights API into the
+        torch hub cache (hash-checked) instead of falling back to random init.
 
     Returns
     -------
@@ -541,7 +571,7 @@ def compare(
     labelled = dataset.labels is not None and len(np.unique(dataset.labels)) >= 2
     if not labelled and experiment != "linear":
         notes.append("The dataset has fewer than two labelled classes: no kNN/silhouette scores.")
-    weights = _resolve_resnet_weights(resnet_weights, names, notes)
+    weights = _resolve_resnet_weights(resnet_weights, names, notes, download_weights)
     cache = FeatureCache(cache_dir)
     records: list[dict[str, Any]] = []
     embeddings: dict[tuple[str, int], np.ndarray] = {}
@@ -601,6 +631,7 @@ def compare_to_directory(
     overwrite: bool = False,
     progress: bool = True,
     resnet_weights: Any = "auto",
+    download_weights: bool = False,
 ) -> str:
     """Run :func:`compare` and write everything to ``out_dir``.
 
@@ -635,6 +666,7 @@ def compare_to_directory(
     t0 = time.perf_counter()
     result = compare(dataset, methods=names, seeds=seeds, budget=budget, device=str(dev),
                      cache_dir=cache_dir, progress=progress, resnet_weights=resnet_weights,
+                     download_weights=download_weights,
                      experiment=experiment, random_state=random_state, n_jobs=threads)
     elapsed = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
@@ -658,6 +690,7 @@ def compare_to_directory(
     config = {"methods": names, "seeds": _resolve_seeds(seeds), "experiment": experiment,
               "budget": budget if isinstance(budget, str) else repr(budget),
               "random_state": random_state, "resnet_weights": str(resnet_weights),
+              "download_weights": bool(download_weights),
               "cache_dir": str(cache_dir), "num_threads": threads}
     manifest = build_manifest(
         kind="comparison", config=config, dataset=dataset, seed=random_state,

@@ -601,10 +601,12 @@ def callouts(
         The embedded :class:`~tsimcne_nb.datasets.core.ImageDataset`.
     points
         Where to call out; one of
+
         * coordinates ``[(x, y), ...]`` -- the ``n_images`` points nearest each;
         * integer indices ``[i, j, ...]`` -- the point and its nearest neighbours;
         * a boolean selection of length N (e.g. from the Explorer widget) -- one
           call-out with ``n_images`` random members, anchored at its central point.
+
         Nothing is hard-coded: pick places from your own map.
     n_images
         Images per call-out.

@@ -221,6 +221,7 @@ def byol_loss(
         return (term(p1, t2) + term(p2, t1)).mean()
 
 
+#: the contrastive losses by name: ``"cauchy"`` (t-SimCNE), ``"simclr"``
 LOSSES: dict[str, Callable[..., torch.Tensor]] = {
     "cauchy": cauchy_infonce,
     "simclr": simclr_infonce,

@@ -14,6 +14,7 @@ _PACKAGES = (
 
 
 def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str | None]:
+    """Python, platform and the versions of the packages that shape a result (None: absent)."""
     out: dict[str, str | None] = {"python": sys.version.split()[0], "platform": platform.platform()}
     for name in (*_PACKAGES, *extra):
         try:

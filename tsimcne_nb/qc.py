@@ -1145,21 +1145,24 @@ def image_properties(dataset: ImageDataset, black_level: int = 25) -> pd.DataFra
     datasets are never loaded whole.  Saturation is deliberately absent: grayscale is
     no defect in microscopy.
 
-    Columns
+    Returns
     -------
-    brightness
-        Mean luma.
-    contrast
-        Standard deviation of luma.
-    sharpness
-        Variance of the 4-neighbour Laplacian of luma: low = blurred (the usual "blur"
-        score; a sharp checkerboard scores far higher than a blurred one).
-    entropy
-        Shannon entropy (bits) of the 256-bin luma histogram: 0 for a constant image.
-    near_black
-        Fraction of pixels with luma below ``black_level`` (0-255 units).
-    outlier_score
-        Largest robust z-score over the five columns (see :func:`robust_z`): for ranking.
+    pandas.DataFrame
+        One row per image, with the columns:
+
+        brightness
+            Mean luma.
+        contrast
+            Standard deviation of luma.
+        sharpness
+            Variance of the 4-neighbour Laplacian of luma: low = blurred (the usual "blur"
+            score; a sharp checkerboard scores far higher than a blurred one).
+        entropy
+            Shannon entropy (bits) of the 256-bin luma histogram: 0 for a constant image.
+        near_black
+            Fraction of pixels with luma below ``black_level`` (0-255 units).
+        outlier_score
+            Largest robust z-score over the five columns (see :func:`robust_z`): for ranking.
     """
     dataset = as_dataset(dataset)
     if not 0 <= black_level <= 255:
@@ -1825,6 +1828,7 @@ def _make_map(
     return emb, feats, {"device": str(getattr(model, "device_", device))}
 
 
+#: the maps that :func:`qc_to_directory` can search for tight clusters (``map_method``)
 MAP_METHODS = ("tsimcne", "tsne-pixels")
 
 

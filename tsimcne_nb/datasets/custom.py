@@ -72,6 +72,7 @@ def read_image(path: Path, size: int | Sequence[int] | None = None) -> np.ndarra
 
 
 def is_image_file(path: Path) -> bool:
+    """Whether ``path`` is a visible file with an image ending (:data:`IMAGE_SUFFIXES`)."""
     return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
 
 
@@ -173,8 +174,8 @@ def load_folder(
 ) -> ImageDataset:
     """Load a folder of images.
 
-    Layouts
-    -------
+    Two layouts are read:
+
     * ``path/<class>/<image>`` - one sub-folder per class (sorted names give the
       class indices); images anywhere below a class folder count.
     * ``path/<image>`` - a flat folder: unlabelled.

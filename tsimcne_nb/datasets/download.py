@@ -57,6 +57,7 @@ def medmnist_filename(flag: str, size: int) -> str:
 
 
 def medmnist_url(flag: str, size: int) -> str:
+    """The zenodo URL of a MedMNIST file (MedMNIST v3 record)."""
     return MEDMNIST_RECORD.format(file=medmnist_filename(flag, size))
 
 
@@ -70,6 +71,7 @@ def pcam_filename(split: str, kind: str) -> str:
 
 
 def pcam_url(split: str, kind: str) -> str:
+    """The zenodo URL of a gzipped PCam file."""
     return PCAM_RECORD.format(file=pcam_filename(split, kind) + ".gz")
 
 
@@ -122,6 +124,7 @@ def not_found_message(
 
 
 def raise_not_found(*args, **kwargs) -> None:
+    """Raise :class:`~tsimcne_nb.errors.DatasetNotFoundError` with :func:`not_found_message`."""
     raise DatasetNotFoundError(not_found_message(*args, **kwargs))
 
 

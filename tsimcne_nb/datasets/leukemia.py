@@ -46,6 +46,7 @@ _CACHE_VERSION = 1
 
 
 def manual_download_message(searched: Path) -> str:
+    """How to get AML-Cytomorphology_LMU by hand, and where to put it."""
     return (
         f"leukemia: the folder {FOLDER} was not found in {searched}.\n"
         "This dataset must be downloaded by hand (about 11 GB): get 'AML-Cytomorphology_LMU' from "

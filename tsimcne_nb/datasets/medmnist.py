@@ -3,7 +3,9 @@
 The files are the official ``<flag>.npz`` (28 px) and ``<flag>_<size>.npz``
 (64, 128, 224 px) with the keys ``{train,val,test}_{images,labels}``.  The
 ``medmnist`` package is not used: its classes assert the official sample counts
-and create ``~/.medmnist`` at import time.
+and create ``~/.medmnist`` at import time.  The tables here and in
+:mod:`tsimcne_nb.datasets.download` (URLs, MD5s, split sizes, label names) are compared
+with ``medmnist.INFO`` by ``tests/test_medmnist_info.py`` (``medmnist`` is in the ``dev`` extra).
 """
 
 from __future__ import annotations

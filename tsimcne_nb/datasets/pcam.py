@@ -282,6 +282,7 @@ def _ensure_h5(root: Path, split: str, kind: str, download: bool, expected: list
 
 
 def read_labels(path: Path) -> np.ndarray:
+    """The labels (0/1) of a PCam ``*_y.h5`` file as an int64 vector."""
     with open_h5(path) as f:
         if "y" not in f:
             raise DataError(f"{path} has no dataset 'y' (found: {', '.join(f.keys())}).")
