@@ -48,10 +48,10 @@ def preflight_outputs(
     """Check, before any work, that ``out_dir`` can take the files ``names``.
 
     The one check ``fit``, ``compare`` and ``qc`` run before training: ``out_dir`` is not
-    a file, it can be created and written (a probe file is made and removed; the
-    folder is created), and none of ``names`` (paths relative to ``out_dir``) exists
-    unless ``overwrite``.  Every existing file is named at once.  Nothing that exists
-    is changed.
+    a file, it can be created and written (a probe file is made and removed in the
+    nearest existing folder on each path), and none of ``names`` (paths relative to
+    ``out_dir``) exists unless ``overwrite``.  Every existing file is named at once.
+    Nothing is created and nothing that exists is changed.
 
     Parameters
     ----------
@@ -65,7 +65,7 @@ def preflight_outputs(
     Returns
     -------
     Path
-        ``out_dir``, created if it was missing.
+        ``out_dir``.
 
     Raises
     ------
@@ -97,14 +97,16 @@ def preflight_outputs(
     if existing and not overwrite:
         shown = ", ".join(str(t.relative_to(out)) for t in existing)
         raise OutputExistsError(
-            f"{out} already holds {shown}, which this command would overwrite. Nothing was written. "
-            "Pass --overwrite (overwrite=True) to replace them, or choose another output folder."
+            f"{out} already holds {shown}; a file that already exists is never replaced without "
+            "--overwrite (overwrite=True). Nothing was written. Pass --overwrite to replace them, "
+            "or choose another output folder."
         )
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for sub in sorted({t.parent for t in targets} - {out}):
-            sub.mkdir(parents=True, exist_ok=True)
+    try:  # probe the nearest existing folder of each place a file goes; create nothing
         for folder in sorted({t.parent for t in targets} | {out}):
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+            if not folder.is_dir():
+                raise NotADirectoryError(20, f"{folder} is a file, not a folder")
             fd, probe = tempfile.mkstemp(prefix=".tsimcne-nb-write-test.", dir=folder)
             os.close(fd)
             os.unlink(probe)

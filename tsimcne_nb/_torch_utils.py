@@ -65,7 +65,7 @@ def choose_num_threads(requested: int | str | None = "auto") -> int:
             raise ConfigError(f"num_threads must be an integer >= 1 or 'auto'; got {requested!r}")
         return n
     env = os.environ.get("TSIMCNE_NUM_THREADS")
-    if env:
+    if env and env.strip().lower() != "auto":
         try:
             n = int(env)
         except ValueError:

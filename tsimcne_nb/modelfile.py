@@ -151,7 +151,7 @@ def write_file(path: str | os.PathLike, kind: str, tree: Mapping[str, Any], over
         raise ValueError(f"kind must be one of {sorted(KINDS)}; got {kind!r}")
     tensors: dict[str, torch.Tensor] = {}
     encoded = _encode(dict(tree), tensors)
-    meta_json = json.dumps({"kind": kind, "format": FORMAT, "tree": encoded}, sort_keys=True)
+    meta_json = json.dumps({"kind": kind, "format": FORMAT, "tree": encoded})  # order kept
     data = save(tensors, metadata={_META_KEY: meta_json, _SUM_KEY: _checksum(meta_json, tensors)})
     return atomic_write_bytes(path, data, overwrite=overwrite)
 

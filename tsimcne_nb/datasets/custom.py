@@ -58,12 +58,19 @@ def read_image(path: Path, size: int | Sequence[int] | None = None) -> np.ndarra
 
     try:
         with Image.open(path) as im:
+            if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+                # 16-bit / 32-bit: checked as a 16-bit array is (values above 255 are refused
+                # with the same hint), never clipped at 255
+                deep = validate_images(np.asarray(im)[None], name=f"16-bit image {path}")
+                im = Image.fromarray(deep[0])
             im = im.convert("RGB")
             if size is not None:
                 h, w = _size_hw(size)
                 if im.size != (w, h):
                     im = im.resize((w, h), Image.Resampling.LANCZOS)
             return np.asarray(im, dtype=np.uint8)
+    except DataError:
+        raise
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(
             f"cannot read the image {path} ({exc.__class__.__name__}: {exc}); the file is damaged "
