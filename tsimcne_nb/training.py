@@ -731,6 +731,8 @@ class _ContrastiveLearner:
         callbacks = self.callbacks or []
         if callable(callbacks):
             callbacks = [callbacks]
+        if not isinstance(callbacks, (list, tuple)):
+            raise ConfigError(f"callbacks must be a list of callables f(ctx) -> bool | None; got {callbacks!r}.")
         for cb in callbacks:
             if not callable(cb):
                 raise ConfigError(f"callbacks must be callables f(ctx) -> bool | None; got {cb!r}.")

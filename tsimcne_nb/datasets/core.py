@@ -140,6 +140,8 @@ def validate_images(images: Any, name: str = "images") -> Any:
         )
     if arr.shape[0] == 0:
         raise DataError(f"{name} is empty (shape {arr.shape}); pass at least one image.")
+    if 0 in arr.shape:
+        raise DataError(f"{name} has shape {arr.shape}: images need at least one pixel and channel.")
     c = arr.shape[-1]
     if c not in (1, 3, 4):
         if arr.shape[1] in (1, 3, 4):
@@ -192,6 +194,11 @@ def validate_labels(labels: Any, n: int) -> np.ndarray | None:
     if hasattr(labels, "detach") and hasattr(labels, "cpu"):
         labels = labels.detach().cpu().numpy()
     lab = np.asarray(labels)
+    if lab.ndim == 0:
+        raise DataError(
+            f"labels must be one integer per image, shape (N,); got a single value ({lab!r}). "
+            "Pass a list or array with one label per image."
+        )
     if lab.ndim > 1:
         if lab.size != lab.shape[0]:
             raise DataError(

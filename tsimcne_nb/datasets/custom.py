@@ -129,7 +129,14 @@ def load_npz(
             if "images" in keys:
                 images = npz["images"]
                 labels = npz["labels"] if "labels" in keys else None
-                class_names = [str(c) for c in npz["class_names"]] if "class_names" in keys else None
+                class_names = ([str(c) for c in np.atleast_1d(npz["class_names"])]
+                               if "class_names" in keys else None)
+                for what, arr in (("images", images), ("labels", labels)):
+                    if arr is not None and arr.ndim == 0:
+                        raise DataError(
+                            f"{path}: '{what}' is a single value (shape ()); expected one "
+                            f"{'image' if what == 'images' else 'label'} per row."
+                        )
                 meta = pd.DataFrame({"index": np.arange(len(images)), "split": "all",
                                      "source_file": path.name})
             elif medmnist_keys <= keys:
@@ -161,6 +168,11 @@ def load_npz(
         raise DataError(
             f"{path} is damaged or not an npz file ({exc.__class__.__name__}: {exc}). Recreate it "
             "with np.savez(path, images=images, labels=labels)."
+        ) from exc
+    except (TypeError, IndexError) as exc:  # 0-d or oddly shaped arrays under the right keys
+        raise DataError(
+            f"{path} holds arrays of unexpected shapes ({exc}); expected 'images' (N, H, W[, C]) and "
+            "'labels' (N,) or MedMNIST's keys. Save with np.savez(path, images=images, labels=labels)."
         ) from exc
     if labels is not None and len(labels) != len(images):
         raise DataError(
