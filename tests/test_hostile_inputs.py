@@ -304,3 +304,8 @@ def test_transform_on_random_inputs(fitted_model, X):
     out = _ok_or_clear_error(fitted_model.transform, X)
     if out is not None:
         assert out.dtype == np.float32 and out.shape == (len(X), 2)
+
+
+def test_readme_quotes_the_number_of_hostile_inputs():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert f"**{HOSTILE_EXAMPLES} generated hostile inputs**" in readme

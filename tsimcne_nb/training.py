@@ -1675,7 +1675,8 @@ def fit_to_directory(
     ``**params`` are further :class:`TSimCNE` parameters (e.g. ``stage3_lr_factor``,
     ``warmup_epochs``, ``learning_rate``, ``callbacks``).
 
-    Writes ``model.pt`` (:meth:`TSimCNE.save`), ``embedding.parquet`` (columns x, y,
+    Writes ``model.pt`` (:meth:`TSimCNE.save`: data only, cannot run code when opened;
+    see :mod:`tsimcne_nb.modelfile`), ``embedding.parquet`` (columns x, y,
     label, label_name, index, split), ``metrics.json`` (kNN accuracy, silhouette,
     training time), ``manifest.json`` and ``map.png``; checkpoints go to
     ``out_dir/checkpoints`` when ``checkpoint_every`` is set.  Under torchrun only
