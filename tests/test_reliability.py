@@ -135,6 +135,28 @@ def test_code_executing_model_and_checkpoint_are_refused_and_never_run(
     assert marker.exists()
 
 
+def test_real_command_line_refuses_a_crafted_model(tmp_path, npz_path):
+    """The same through a separate `python -m tsimcne_nb qc --model` process."""
+    import subprocess
+    import sys
+
+    import tsimcne_nb
+
+    marker = tmp_path / "PAYLOAD_RAN"
+    evil = tmp_path / "model.pt"
+    _write_evil(evil, marker)
+    before = evil.read_bytes()
+    env = {**os.environ, "PYTHONPATH": str(Path(tsimcne_nb.__file__).resolve().parents[1])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tsimcne_nb", "qc", "--dataset", f"npz:{npz_path}", "--model", str(evil),
+         "--device", "cpu", "--no-progress", "--out", str(tmp_path / "qc")],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "not a tsimcne-nb model file" in proc.stderr and "Traceback" not in proc.stderr
+    assert not marker.exists() and evil.read_bytes() == before
+
+
 def test_crafted_newest_checkpoint_falls_back_to_a_readable_one(tmp_path, dataset, fitted):
     folder, reference = fitted
     run = tmp_path / "run"
