@@ -532,6 +532,10 @@ def test_lists_of_pil_images_and_arrays_are_accepted_or_refused_clearly():
         ImageDataset([arrays[0], "cell.png"])
     with pytest.raises(DataError, match="empty list"):
         ImageDataset([])
+    with pytest.raises(DataError, match=r"one PIL image; pass a list of images \(\[image\]\)"):
+        ImageDataset(pil[0])
+    with pytest.raises(DataError, match="must be a numpy array .* got a str"):
+        ImageDataset("cells/")
 
 
 def test_a_single_image_without_batch_axis_is_named():

@@ -106,6 +106,18 @@ def validate_images(images: Any, name: str = "images") -> Any:
     """
     if isinstance(images, (list, tuple)):
         images = _stack_list(images, name)
+    elif type(images).__module__.startswith("PIL.") and hasattr(images, "mode"):
+        raise DataError(
+            f"{name} is one PIL image; pass a list of images ([image]) or an array "
+            "(np.asarray(image)[None])."
+        )
+    elif not (isinstance(images, np.ndarray) or hasattr(images, "__array__") or all(
+        hasattr(images, a) for a in ("shape", "dtype", "__len__", "__getitem__")
+    )):
+        raise DataError(
+            f"{name} must be a numpy array (N, H, W, 3), a torch tensor, a list of images or an "
+            f"array-like with shape, dtype and indexing; got a {type(images).__name__}."
+        )
     if hasattr(images, "detach") and hasattr(images, "cpu"):  # torch.Tensor, without importing torch
         images = images.detach().cpu().numpy()
         if images.ndim == 4 and images.shape[1] in (1, 3, 4) and images.shape[-1] not in (1, 3, 4):
