@@ -256,7 +256,11 @@ def test_custom_backbone_module_roundtrips(data, tmp_path):
     backbone = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU())
     m = tiny(backbone=backbone, total_epochs=(1, 1, 0)).fit(images)
     assert m.features(images).shape == (N, 8)
-    loaded = TSimCNE.load(m.save(tmp_path / "custom.pt"))
+    path = m.save(tmp_path / "custom.pt")
+    with pytest.raises(ConfigError, match="custom backbone module"):
+        TSimCNE.load(path)  # files hold no code: the module must be given
+    fresh = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU())
+    loaded = TSimCNE.load(path, backbone=fresh)
     assert np.array_equal(loaded.transform(images), m.embedding_)
 
 

@@ -12,11 +12,17 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+
+from tsimcne_nb.errors import ConfigError, TSimCNEError
+
+
+class OutputExistsError(TSimCNEError, FileExistsError):
+    """Files a command would write already exist (and ``overwrite`` was not given)."""
 
 
 def _umask() -> int:
@@ -34,6 +40,82 @@ def check_can_write(path: str | os.PathLike, overwrite: bool) -> Path:
             "(--overwrite on the command line) to replace it, or choose another path."
         )
     return path
+
+
+def preflight_outputs(
+    out_dir: str | os.PathLike, names: Sequence[str], overwrite: bool = False
+) -> Path:
+    """Check, before any work, that ``out_dir`` can take the files ``names``.
+
+    The one check ``fit``, ``compare`` and ``qc`` run before training: ``out_dir`` is not
+    a file, it can be created and written (a probe file is made and removed in the
+    nearest existing folder on each path), and none of ``names`` (paths relative to
+    ``out_dir``) exists unless ``overwrite``.  Every existing file is named at once.
+    Nothing is created and nothing that exists is changed.
+
+    Parameters
+    ----------
+    out_dir : path
+        The output folder.
+    names : sequence of str
+        Every file the command will write, relative to ``out_dir`` (``"metrics/a.json"``).
+    overwrite : bool
+        Existing files may be replaced.
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+
+    Raises
+    ------
+    OutputExistsError
+        Some of ``names`` exist and ``overwrite`` is False (also a FileExistsError).
+    ConfigError
+        ``out_dir`` (or a folder on its path) is a file, a target is a folder, or the
+        folder cannot be created or written.
+    """
+    out = Path(out_dir).expanduser()
+    if out.exists() and not out.is_dir():
+        raise ConfigError(
+            f"the output folder {out} exists and is a file, not a folder. Choose a folder path "
+            "(--out DIR: a new folder, or an existing one without these results)."
+        )
+    anc = out
+    while not anc.exists() and anc != anc.parent:
+        anc = anc.parent
+    if anc.exists() and not anc.is_dir():
+        raise ConfigError(f"cannot create the output folder {out}: {anc} is a file, not a folder.")
+    targets = [out / n for n in names]
+    folders = [t for t in targets if t.is_dir()]
+    if folders:
+        raise ConfigError(
+            f"{', '.join(map(str, folders))} {'is a folder' if len(folders) == 1 else 'are folders'} "
+            "where a file will be written; move it away or choose another output folder."
+        )
+    existing = [t for t in targets if t.exists()]
+    if existing and not overwrite:
+        shown = ", ".join(str(t.relative_to(out)) for t in existing)
+        raise OutputExistsError(
+            f"{out} already holds {shown}; a file that already exists is never replaced without "
+            "--overwrite (overwrite=True). Nothing was written. Pass --overwrite to replace them, "
+            "or choose another output folder."
+        )
+    try:  # probe the nearest existing folder of each place a file goes; create nothing
+        for folder in sorted({t.parent for t in targets} | {out}):
+            while not folder.exists() and folder != folder.parent:
+                folder = folder.parent
+            if not folder.is_dir():
+                raise NotADirectoryError(20, f"{folder} is a file, not a folder")
+            fd, probe = tempfile.mkstemp(prefix=".tsimcne-nb-write-test.", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot write to the output folder {out} ({exc.strerror or exc}). Choose a folder you "
+            "can write to (--out DIR), or fix its permissions."
+        ) from exc
+    return out
 
 
 @contextlib.contextmanager

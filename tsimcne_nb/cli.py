@@ -7,6 +7,7 @@ preview    write a labelled contact sheet of a dataset
 fit        train t-SimCNE and write model, embedding, metrics, manifest and map
 compare    run the paper's baselines and t-SimCNE in one protocol, write table + figure
 qc         find duplicates and artefacts, optionally injected, and write a QC report
+convert    convert a model or checkpoint of an older tsimcne-nb (a pickle) to the safe format
 
 This module only parses arguments; the work is done by library functions so that
 notebooks and the command line share one code path.
@@ -15,11 +16,12 @@ notebooks and the command line share one code path.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from tsimcne_nb.errors import TSimCNEError
+from tsimcne_nb.errors import ConfigError, TSimCNEError
 
 DEFAULT_DATASET = "synthetic-blood"
 
@@ -64,11 +66,38 @@ def _add_dataset_args(p: argparse.ArgumentParser, positional: bool = False) -> N
     )
 
 
+def _threads_arg(text: str) -> str | int:
+    """argparse type of --num-threads: 'auto' or an integer >= 1."""
+    from tsimcne_nb._threads import parse_thread_count
+
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return parse_thread_count(text, "--num-threads")
+    except ConfigError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or an integer >= 1; got {text!r}") from None
+
+
+def _seeds_arg(text: str) -> list[int]:
+    """argparse type of --seeds: comma-separated integers >= 0."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        seeds = [int(p) for p in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers such as 0,1,2; got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers >= 0 such as 0,1,2; got {text!r}")
+    return seeds
+
+
 def _add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", default="quick", choices=["quick", "paper"], help="training budget (default quick)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    p.add_argument("--num-threads", default="auto", help="CPU threads for torch (default: from the load)")
+    p.add_argument("--num-threads", default="auto", type=_threads_arg,
+                   help="CPU threads for torch: an integer >= 1 or auto (default: from the load)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--overwrite", action="store_true", help="replace files already in --out")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -117,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods", default=None,
         help="comma-separated methods (default: the standard set; see tsimcne_nb.compare.METHODS)",
     )
-    p.add_argument("--seeds", default="0", help="comma-separated seeds (default 0)")
+    p.add_argument("--seeds", default=[0], type=_seeds_arg, help="comma-separated seeds (default 0)")
     p.add_argument("--experiment", default=None, help="named experiment: ablation, linear, cifar-control")
     p.add_argument("--cache-dir", type=Path, default=None, help="feature/embedding cache (default OUT/cache)")
     p.add_argument(
@@ -138,6 +167,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", type=Path, default=None,
                    help="a fitted model (e.g. the model.pt of `tsimcne-nb fit`): QC its map instead of "
                    "training one (not with --inject)")
+
+    p = sub.add_parser(
+        "convert", help="convert an old (pickle) model or checkpoint to the safe data-only format",
+        description="Model and checkpoint files of tsimcne-nb hold only data and cannot run code. "
+        "Files written by older versions are pickles, which run code when opened, so they are "
+        "refused. This command unpickles OLD once, because you say you trust it (--trust), and "
+        "writes NEW in the safe format.",
+    )
+    p.add_argument("old", type=Path, help="the old model.pt or checkpoint (a torch.save pickle)")
+    p.add_argument("new", type=Path, help="the file to write")
+    p.add_argument("--trust", action="store_true",
+                   help="required: you trust OLD's source (unpickling runs any code it holds)")
+    p.add_argument("--overwrite", action="store_true", help="replace NEW if it exists")
     return parser
 
 
@@ -195,6 +237,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    env_threads = os.environ.get("TSIMCNE_NUM_THREADS")
+    if env_threads and args.command in ("fit", "compare", "qc"):
+        try:
+            _threads_arg(env_threads)
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"environment variable TSIMCNE_NUM_THREADS: {exc}")
     try:
         return _dispatch(args)
     except BrokenPipeError:  # e.g. `tsimcne-nb datasets | head`
@@ -212,6 +260,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         from tsimcne_nb.datasets.registry import describe_datasets
 
         print(describe_datasets())
+        return 0
+    if args.command == "convert":
+        if not args.trust:
+            raise TSimCNEError(
+                f"convert unpickles {args.old}, which runs any code the file holds. Pass --trust only "
+                "if you trust its source (you wrote it, or got it from someone you trust)."
+            )
+        from tsimcne_nb.training import convert_legacy_file
+
+        print(convert_legacy_file(args.old, args.new, overwrite=args.overwrite))
         return 0
     if args.command == "preview":
         from tsimcne_nb.figures import contact_sheet
@@ -242,7 +300,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         result = compare_to_directory(
             _load(args),
             methods=None if args.methods is None else [m.strip() for m in args.methods.split(",")],
-            seeds=[int(s) for s in args.seeds.split(",")], experiment=args.experiment,
+            seeds=args.seeds, experiment=args.experiment,
             cache_dir=args.cache_dir,
             resnet_weights=None if args.resnet_weights.lower() == "none" else args.resnet_weights,
             download_weights=args.download,

@@ -647,7 +647,7 @@ def compare_to_directory(
     str
         The Markdown tables followed by the output folder, for printing.
     """
-    from tsimcne_nb._io import atomic_open, atomic_write_json, atomic_write_text, check_can_write
+    from tsimcne_nb._io import atomic_open, atomic_write_json, atomic_write_text, preflight_outputs
     from tsimcne_nb._torch_utils import configure_threads, describe_device, resolve_device
     from tsimcne_nb.manifest import build_manifest
 
@@ -655,11 +655,8 @@ def compare_to_directory(
     if experiment is not None and experiment not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {experiment!r}; use one of {sorted(EXPERIMENTS)}.")
     names = _resolve_methods(methods, experiment)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"out_dir {out} exists and is not a folder; choose a folder path.")
-    targets = [out / f for f in _OUTPUTS] + [out / "metrics" / f"{m}.json" for m in names]
-    for t in targets:  # fail before hours of training, not after
-        check_can_write(t, overwrite)
+    # fail before hours of training, not after
+    preflight_outputs(out, [*_OUTPUTS, *(f"metrics/{m}.json" for m in names)], overwrite=overwrite)
     threads = configure_threads(num_threads)
     dev = resolve_device(device)
     cache_dir = out / "cache" if cache_dir is None else Path(cache_dir)

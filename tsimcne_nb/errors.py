@@ -21,3 +21,7 @@ class DownloadError(TSimCNEError, OSError):
 
 class ConfigError(TSimCNEError, ValueError):
     """An unknown option or an invalid parameter value."""
+
+
+class ModelFileError(DataError):
+    """A model or checkpoint file is not one, is damaged, or is an old pickle that needs converting."""

@@ -46,7 +46,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsimcne_nb._io import atomic_open, atomic_write_json, check_can_write
+from tsimcne_nb._io import atomic_open, atomic_write_json, preflight_outputs
 from tsimcne_nb.datasets.core import CHUNK, ImageDataset, as_dataset, iter_chunks
 from tsimcne_nb.errors import ConfigError, DataError
 
@@ -1909,11 +1909,10 @@ def qc_to_directory(
     if kinds:
         names.append("recovery.json")
     folders = [out] if len(methods) == 1 else [out / m for m in methods]
-    for folder in folders:  # refuse before any work, not after training
-        for name in names:
-            check_can_write(folder / name, overwrite)
+    targets = names if len(methods) == 1 else [f"{m}/{n}" for m in methods for n in names]
     if len(methods) > 1 and kinds:
-        check_can_write(out / "recovery.json", overwrite)
+        targets.append("recovery.json")
+    preflight_outputs(out, targets, overwrite=overwrite)  # before any work, not after training
     if model is not None:
         model = _load_model(model)
     results = {

@@ -35,7 +35,6 @@ from __future__ import annotations
 import inspect
 import math
 import os
-import pickle
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -50,7 +49,7 @@ from sklearn.exceptions import NotFittedError as _SkNotFittedError
 
 from tsimcne_nb import _torch_utils as tu
 from tsimcne_nb import distributed as dist_utils
-from tsimcne_nb._io import atomic_open, atomic_write_json, check_can_write
+from tsimcne_nb._io import atomic_open, atomic_write_json, check_can_write, preflight_outputs
 from tsimcne_nb.budgets import Budget, auto_learning_rate, lr_at, resolve_budget
 from tsimcne_nb.callbacks import (
     CallbackContext,
@@ -61,7 +60,7 @@ from tsimcne_nb.callbacks import (
     run_callbacks,
 )
 from tsimcne_nb.datasets.core import ImageDataset, as_dataset
-from tsimcne_nb.errors import ConfigError, DataError, TSimCNEError
+from tsimcne_nb.errors import ConfigError, DataError, ModelFileError, TSimCNEError
 
 __all__ = [
     "TSimCNE",
@@ -75,6 +74,7 @@ __all__ = [
     "EarlyStopping",
     "fit_to_directory",
     "list_checkpoints",
+    "convert_legacy_file",
 ]
 
 #: images per forward pass in transform/features (no gradients, so larger than training)
@@ -85,8 +85,13 @@ _CALLBACK_SAMPLE = 2000
 _TIMING_SAMPLE_EVERY = 20
 #: checkpoints kept in checkpoint_dir
 _KEEP_CHECKPOINTS = 2
-#: file format version of save()/checkpoints
-_FORMAT = 1
+#: file format version of save()/checkpoints (2: data-only, :mod:`tsimcne_nb.modelfile`)
+_FORMAT = 2
+#: what fit_to_directory writes into its folder
+FIT_OUTPUTS = ("model.pt", "embedding.parquet", "metrics.json", "manifest.json", "map.png")
+#: keys every checkpoint holds
+_CHECKPOINT_KEYS = ("kind", "stage_index", "epoch_done", "global_epoch", "model", "optimizer",
+                    "history", "seed", "compat", "rng")
 
 # Stream ids of _derive_seed: each source of randomness gets its own generator.
 _S_INIT, _S_PERM, _S_AUG, _S_PREPARE, _S_SAMPLE = range(5)
@@ -311,9 +316,10 @@ def list_checkpoints(checkpoint_dir: str | os.PathLike) -> list[Path]:
 
 
 def _write_checkpoint(checkpoint_dir: Path, global_epoch: int, state: dict[str, Any]) -> Path:
+    from tsimcne_nb.modelfile import write_file
+
     path = checkpoint_dir / f"ckpt-{global_epoch:06d}.pt"
-    with atomic_open(path, "wb", overwrite=True) as fh:
-        torch.save(state, fh)
+    write_file(path, "checkpoint", state, overwrite=True)  # data only; atomic
     for old in list_checkpoints(checkpoint_dir)[:-_KEEP_CHECKPOINTS]:
         old.unlink(missing_ok=True)
     return path
@@ -334,6 +340,21 @@ def _rng_states() -> dict[str, Any]:
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state_all()
     return states
+
+
+def _read_checkpoint(path: Path, kind: str) -> dict[str, Any]:
+    """One checkpoint, read without unpickling; ModelFileError if unreadable or incomplete."""
+    from tsimcne_nb.modelfile import read_file
+
+    state = read_file(path, "checkpoint")
+    missing = [k for k in _CHECKPOINT_KEYS if k not in state]
+    if missing:
+        raise ModelFileError(f"{path} is incomplete (no {', '.join(missing)}); it cannot be resumed from.")
+    if state["kind"] != kind:
+        raise ConfigError(
+            f"{path} is a {state['kind']} checkpoint, not {kind}; use another checkpoint_dir."
+        )
+    return state
 
 
 def _set_rng_states(states: dict[str, Any]) -> None:
@@ -710,6 +731,8 @@ class _ContrastiveLearner:
         callbacks = self.callbacks or []
         if callable(callbacks):
             callbacks = [callbacks]
+        if not isinstance(callbacks, (list, tuple)):
+            raise ConfigError(f"callbacks must be a list of callables f(ctx) -> bool | None; got {callbacks!r}.")
         for cb in callbacks:
             if not callable(cb):
                 raise ConfigError(f"callbacks must be callables f(ctx) -> bool | None; got {cb!r}.")
@@ -811,12 +834,8 @@ class _ContrastiveLearner:
         seed = self._seed(resume_state)
         cfg["seed"] = seed
         cfg["compat"] = self._compat(cfg, dataset, seed)
-        if resume_state is not None and resume_state["compat"] != cfg["compat"]:
-            raise ConfigError(
-                f"the checkpoint in {self.checkpoint_dir} was made with different settings or data "
-                f"({resume_state['compat']} vs now {cfg['compat']}); use another checkpoint_dir "
-                "or the same settings, or resume=False to start over."
-            )
+        if resume_state is not None:
+            self._check_compat(resume_state["compat"], cfg["compat"])
         aug = self._make_augmentation(dataset, cfg["image_size"])
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_derive_seed(seed, _S_INIT))
@@ -844,18 +863,48 @@ class _ContrastiveLearner:
 
     def _seed(self, resume_state: dict[str, Any] | None) -> int:
         if resume_state is not None:
-            return int(resume_state["seed"])
+            theirs = int(resume_state["seed"])
+            if self.random_state is not None and _check_int("random_state", self.random_state, 0) != theirs:
+                raise ConfigError(
+                    f"the checkpoint in {self.checkpoint_dir} was made with random_state={theirs} "
+                    f"(--seed {theirs}), not {self.random_state}: resuming it with another seed would give "
+                    f"a run that is neither. Resume with random_state={theirs} (--seed {theirs}), or start "
+                    "a new run in another folder (without resume)."
+                )
+            return theirs
         if self.random_state is None:
             return int(np.random.SeedSequence().entropy % (2**31))
         return _check_int("random_state", self.random_state, 0)
 
     def _compat(self, cfg: dict[str, Any], dataset: ImageDataset, seed: int) -> dict[str, Any]:
         """What must not change between a checkpoint and its resumption."""
+        aug = self.augment
         return {
             "kind": type(self).__name__, "dataset": dataset.fingerprint(), "seed": seed,
             "epochs": list(cfg["epochs"]), "batch_size": cfg["batch_size"], "lr": cfg["lr"],
             "backbone": str(cfg["backbone"]) if isinstance(cfg["backbone"], str) else "module",
+            "warmup": cfg["warmup"], "momentum": cfg["momentum"], "weight_decay": cfg["weight_decay"],
+            "precision": str(cfg["amp_dtype"]).replace("torch.", "") if cfg["amp_dtype"] else "fp32",
+            "augment": aug if isinstance(aug, str) else getattr(aug, "to_config", lambda: repr(aug))(),
+            **self._resolve_extra(cfg["budget"], cfg),
         }
+
+    def _check_compat(self, theirs: dict[str, Any], ours: dict[str, Any]) -> None:
+        """Refuse to resume a checkpoint made with other settings; name every difference."""
+        from tsimcne_nb.modelfile import _decode, _encode
+
+        ours = _decode(_encode(ours, {}), {})  # the form a checkpoint stores (tuples kept)
+        diffs = [k for k in theirs if theirs[k] != ours.get(k)]
+        if diffs:
+            what = "; ".join(
+                f"{k}: checkpoint {'(another dataset)' if k == 'dataset' else theirs[k]!r}, "
+                f"now {'(this dataset)' if k == 'dataset' else ours.get(k)!r}" for k in diffs
+            )
+            raise ConfigError(
+                f"the checkpoint in {self.checkpoint_dir} was made with different settings or data "
+                f"({what}). Resume with the checkpoint's settings, use another checkpoint folder, or "
+                "start over without resume."
+            )
 
     def _load_resume_state(self, cfg: dict[str, Any], dataset: ImageDataset) -> dict[str, Any] | None:
         if not self.resume:
@@ -867,13 +916,28 @@ class _ContrastiveLearner:
                 stacklevel=3,
             )
             return None
-        state = torch.load(ckpts[-1], map_location=cfg["device"], weights_only=False)
-        if state.get("kind") != type(self).__name__:
-            raise ConfigError(
-                f"{ckpts[-1]} is a {state.get('kind')} checkpoint, not {type(self).__name__}; "
-                "use another checkpoint_dir."
-            )
-        return state
+        unreadable: list[str] = []
+        for path in reversed(ckpts):  # newest first; a damaged one falls back to the one before
+            try:
+                state = _read_checkpoint(path, type(self).__name__)
+            except ModelFileError as exc:
+                unreadable.append(f"{path.name}: {exc}")
+                continue
+            if unreadable:
+                warnings.warn(
+                    f"the newest checkpoint(s) in {cfg['checkpoint_dir']} cannot be used ("
+                    + " | ".join(unreadable)
+                    + f"); resuming from {path.name} (epoch {state['global_epoch']}), the newest "
+                    "readable one.",
+                    stacklevel=3,
+                )
+            return state
+        raise ModelFileError(
+            f"resume=True but no checkpoint in {cfg['checkpoint_dir']} can be read: "
+            + " | ".join(unreadable)
+            + ". Nothing was trained or written. Remove or convert them, or train from the start "
+            "(resume=False; on the command line: without --resume)."
+        )
 
     def _finish(self, dataset, cfg, model, aug, feed, trainer, train_time, threads) -> None:
         from tsimcne_nb.manifest import build_manifest
@@ -972,24 +1036,32 @@ class _ContrastiveLearner:
         """Write the fitted model to one file (atomic; refuses to overwrite by default).
 
         The file holds the weights, the parameters, the augmentation, the image size,
-        the manifest, the history and the training embedding.
+        the manifest, the history and the training embedding, in a data-only format
+        (:mod:`tsimcne_nb.modelfile`: safetensors + JSON, with a checksum) that cannot
+        run code when it is opened.  A custom backbone module is stored as its weights
+        only; :meth:`load` then needs a fresh instance of it (``backbone=...``).
         """
+        from tsimcne_nb.modelfile import write_file
+
         self._check_fitted()
         path = check_can_write(path, overwrite)
         params = self._config_for_manifest()
-        custom = isinstance(self.backbone, torch.nn.Module)
+        arch = self._arch()
+        if isinstance(self.backbone, torch.nn.Module):
+            cls = type(self.backbone)
+            arch["custom_backbone"] = f"{cls.__module__}.{cls.__qualname__}"
         payload = {
             "format": _FORMAT,
             "class": type(self).__name__,
             "params": params,
-            "arch": self._arch(),
+            "arch": arch,
             "state_dict": {k: v.detach().cpu() for k, v in _unwrap(self.model_).state_dict().items()},
             "augmentation": self.augmentation_.to_config(),
             "image_size": self.image_size_,
             "manifest": self.manifest_,
             "history": self.history_.to_dict(orient="list"),
             "timings": self.timings_,
-            "embedding": torch.from_numpy(self.embedding_),
+            "embedding": np.asarray(self.embedding_),
             "fitted": {
                 "random_state_": self.random_state_, "batch_size_": self.batch_size_,
                 "learning_rate_": self.learning_rate_, "total_epochs_": list(self.total_epochs_),
@@ -997,55 +1069,113 @@ class _ContrastiveLearner:
                 "n_images_": self.n_images_,
             },
         }
-        if custom:  # a user module cannot be rebuilt from a name: pickle it whole
-            payload["model_object"] = _unwrap(self.model_).cpu()
-        with atomic_open(path, "wb", overwrite=overwrite) as fh:
-            torch.save(payload, fh)
-        if custom:
-            self.model_.to(self.device_)
-        return path
+        return write_file(path, "model", payload, overwrite=overwrite)
 
     def _arch(self) -> dict[str, Any]:
         return {}
 
     @classmethod
-    def load(cls, path: str | os.PathLike, device: str = "auto") -> _ContrastiveLearner:
+    def load(
+        cls,
+        path: str | os.PathLike,
+        device: str = "auto",
+        *,
+        backbone: torch.nn.Module | None = None,
+        allow_pickle: bool = False,
+    ) -> _ContrastiveLearner:
         """Load a model written by :meth:`save` (GPU-trained models load on a CPU too).
 
-        Files holding a custom backbone module are unpickled, which runs code: load only
-        files you trust.
+        Opening the file runs no code: it holds only data (:mod:`tsimcne_nb.modelfile`),
+        and its checksum is verified, so a damaged file is refused.
+
+        Parameters
+        ----------
+        path : path
+            The file (e.g. the ``model.pt`` of ``tsimcne-nb fit``).
+        device : str
+            Where to put the model (``"auto"``, ``"cpu"``, ``"cuda"``, ...).
+        backbone : torch.nn.Module, optional
+            A fresh instance of the custom backbone module the model was trained with
+            (only for such models; its weights are replaced by the saved ones).
+        allow_pickle : bool
+            Also read a model written by an older tsimcne-nb with ``torch.save`` (a
+            pickle).  Unpickling RUNS CODE the file contains: only for files whose
+            source you trust, once, to convert them (save the loaded model again, or
+            ``tsimcne-nb convert OLD NEW --trust``).
+
+        Raises
+        ------
+        FileNotFoundError
+            No file at ``path``.
+        ModelFileError
+            The file is not a model, is damaged, or is an old pickle (without
+            ``allow_pickle``).
+        DataError
+            The file holds another kind of model (e.g. SimCLR for ``TSimCNE.load``).
         """
-        from tsimcne_nb.augmentations import Augmentation
+        from tsimcne_nb.modelfile import is_legacy_pickle, load_legacy_pickle, read_file
 
         path = Path(path)
         if not path.exists():
             raise FileNotFoundError(f"no saved model at {path}")
         dev = tu.resolve_device(device)
-        try:
-            payload = torch.load(path, map_location=dev, weights_only=True)
-        except pickle.UnpicklingError:  # a custom backbone module needs full unpickling
-            payload = torch.load(path, map_location=dev, weights_only=False)
+        if allow_pickle and is_legacy_pickle(path):
+            payload = load_legacy_pickle(path, map_location="cpu")
+            if not isinstance(payload, dict) or "class" not in payload:
+                raise ModelFileError(f"{path} is a pickle but not a model saved by tsimcne-nb.")
+        else:
+            payload = read_file(path, "model")
+        return cls._from_payload(payload, path, dev, backbone)
+
+    @classmethod
+    def _from_payload(cls, payload: dict[str, Any], path: Path, dev: torch.device,
+                      backbone: torch.nn.Module | None) -> _ContrastiveLearner:
+        from tsimcne_nb.augmentations import Augmentation
+
         if payload.get("class") != cls.__name__:
             raise DataError(
                 f"{path} holds a {payload.get('class')} model; load it with {payload.get('class')}.load."
             )
+        missing = [k for k in ("params", "arch", "state_dict", "augmentation", "image_size", "manifest",
+                               "history", "timings", "embedding", "fitted") if k not in payload]
+        if missing:
+            raise ModelFileError(f"{path} is incomplete (no {', '.join(missing)}); it cannot be loaded.")
+        arch = dict(payload["arch"])
+        custom = arch.get("custom_backbone")
+        if custom is not None and "model_object" not in payload and backbone is None:
+            raise ConfigError(
+                f"{path} was trained with a custom backbone module ({custom}); files hold weights, "
+                "never code, so pass a fresh instance of it: "
+                f"{cls.__name__}.load(path, backbone=MyBackbone(...))."
+            )
+        if backbone is not None and not isinstance(backbone, torch.nn.Module):
+            raise ConfigError(f"backbone must be a torch.nn.Module; got {type(backbone).__name__}.")
         params = dict(payload["params"])
         params["callbacks"] = None
         if isinstance(params.get("budget"), dict):
             params["budget"] = Budget(**{**params["budget"], "total_epochs": tuple(params["budget"]["total_epochs"])})
         if isinstance(params.get("augment"), dict):
             params["augment"] = Augmentation.from_config(params["augment"])
-        if "model_object" in payload:
-            params["backbone"] = None
+        if custom is not None or "model_object" in payload:
+            params["backbone"] = backbone
         est = cls(**{k: v for k, v in params.items() if k in cls._param_names()})
         for k, v in payload["fitted"].items():
             setattr(est, k, tuple(v) if k == "total_epochs_" else v)
         est.image_size_ = payload["image_size"]
-        if "model_object" in payload:
+        if "model_object" in payload and backbone is None:  # an old pickle, trusted by the caller
             model = payload["model_object"]
         else:
-            model = est._rebuild(payload["arch"], est.image_size_)
-            model.load_state_dict(payload["state_dict"])
+            if custom is not None or (backbone is not None and "model_object" in payload):
+                arch["backbone"] = backbone
+            model = est._rebuild(arch, est.image_size_)
+            try:
+                model.load_state_dict(payload["state_dict"])
+            except RuntimeError as exc:
+                raise ModelFileError(
+                    f"the weights in {path} do not fit the architecture they describe"
+                    + (" (is the backbone module the one it was trained with?)" if backbone is not None else "")
+                    + f": {str(exc).splitlines()[0]}"
+                ) from exc
         model.to(dev)
         if est.channels_last:
             model.to(memory_format=torch.channels_last)
@@ -1056,7 +1186,8 @@ class _ContrastiveLearner:
         est.manifest_ = payload["manifest"]
         est.history_ = pd.DataFrame(payload["history"])
         est.timings_ = payload["timings"]
-        est.embedding_ = payload["embedding"].cpu().numpy()
+        emb = payload["embedding"]
+        est.embedding_ = np.asarray(emb.cpu().numpy() if isinstance(emb, torch.Tensor) else emb, np.float32)
         return est
 
     def _rebuild(self, arch: dict[str, Any], image_size: int) -> torch.nn.Module:
@@ -1544,7 +1675,8 @@ def fit_to_directory(
     ``**params`` are further :class:`TSimCNE` parameters (e.g. ``stage3_lr_factor``,
     ``warmup_epochs``, ``learning_rate``, ``callbacks``).
 
-    Writes ``model.pt`` (:meth:`TSimCNE.save`), ``embedding.parquet`` (columns x, y,
+    Writes ``model.pt`` (:meth:`TSimCNE.save`: data only, cannot run code when opened;
+    see :mod:`tsimcne_nb.modelfile`), ``embedding.parquet`` (columns x, y,
     label, label_name, index, split), ``metrics.json`` (kNN accuracy, silhouette,
     training time), ``manifest.json`` and ``map.png``; checkpoints go to
     ``out_dir/checkpoints`` when ``checkpoint_every`` is set.  Under torchrun only
@@ -1555,21 +1687,40 @@ def fit_to_directory(
     str
         A short human-readable summary.
 
+    Before any training, ``out_dir`` is checked (:func:`tsimcne_nb._io.preflight_outputs`):
+    it must be a folder that can be created and written, and none of the files above may
+    exist unless ``overwrite`` is set.  With ``resume``, results of the run being resumed
+    may be replaced only when ``out_dir/checkpoints`` holds checkpoints to resume from;
+    results without checkpoints are refused (resuming would retrain from the start).
+
+    When metrics cannot be computed (no labels, one class, too few images for the kNN
+    protocol), model, embedding, manifest and map are still written and ``metrics.json``
+    says why the metrics are missing (``metrics_missing``).
+
     Raises
     ------
     FileExistsError
-        ``out_dir/model.pt`` exists and neither ``overwrite`` nor ``resume`` is set.
+        One of the output files exists and ``overwrite`` is not set (see above for ``resume``).
+    ConfigError
+        ``out_dir`` is a file, or cannot be created or written.
     """
     out = Path(out_dir)
     model_path = out / "model.pt"
-    if model_path.exists() and not (overwrite or resume):
-        raise FileExistsError(
-            f"{model_path} already exists. Pass overwrite=True (--overwrite) to replace the results, "
-            "resume=True (--resume) to continue from its checkpoints, or choose another folder."
-        )
+    has_checkpoints = bool(list_checkpoints(out / "checkpoints"))
+    if resume and not overwrite and not has_checkpoints:
+        done = [n for n in FIT_OUTPUTS if (out / n).exists()]
+        if done:
+            raise FileExistsError(
+                f"resume: {out} holds results ({', '.join(done)}) but no checkpoints to resume from "
+                f"({out / 'checkpoints'} is empty or missing), so resuming would train from the start "
+                "and replace them. Nothing was changed. Use another folder (--out), or --overwrite "
+                "(overwrite=True) to train again and replace them."
+            )
     if not isinstance(dataset, ImageDataset):
         dataset = as_dataset(dataset)
     ckpt_dir = out / "checkpoints" if (checkpoint_every or resume) else None
+    replace = overwrite or (resume and has_checkpoints)
+    preflight_outputs(out, FIT_OUTPUTS, overwrite=replace)  # before any training
     est = TSimCNE(
         augment=augment, budget=budget, total_epochs=total_epochs, backbone=backbone,
         batch_size=batch_size, precision=precision, device=device, random_state=random_state,
@@ -1579,7 +1730,6 @@ def fit_to_directory(
     est.fit(dataset)
     if not dist_utils.is_main_process():
         return f"rank {dist_utils.get_rank()}: done"
-    replace = overwrite or resume
     metrics = _metrics(est.embedding_, dataset)
     metrics.update({
         "train_time_s": est.timings_["total"], "n_images": len(dataset), "dataset": dataset.name,
@@ -1594,7 +1744,7 @@ def fit_to_directory(
     sil = metrics.get("silhouette")
     scores = (
         f"kNN accuracy {knn:.3f}, silhouette {sil:.3f}"
-        if knn is not None and np.isfinite(knn) else "no metrics (needs labels of >= 2 classes)"
+        if knn is not None and np.isfinite(knn) else f"no metrics ({metrics.get('metrics_missing')})"
     )
     return (
         f"t-SimCNE on {dataset.title} ({len(dataset)} images, {len(est.history_)} epochs, "
@@ -1604,13 +1754,28 @@ def fit_to_directory(
 
 
 def _metrics(embedding: np.ndarray, dataset: ImageDataset) -> dict[str, Any]:
-    labels = dataset.labels
-    if labels is None or len(np.unique(labels)) < 2:
-        return {"knn_accuracy": None, "silhouette": None,
-                "note": "metrics need labels with at least 2 classes"}
-    from tsimcne_nb.evaluation import evaluate
+    """kNN accuracy and silhouette, or None for both and ``metrics_missing`` saying why.
 
-    return {k: float(v) for k, v in evaluate(embedding, labels, random_state=0).items()}
+    Never raises for data the metrics cannot handle: what was trained is written anyway.
+    """
+    labels = dataset.labels
+    if labels is None:
+        reason = "the dataset has no labels; kNN accuracy and silhouette need labels"
+    elif len(np.unique(labels)) < 2:
+        reason = "all images have one class; kNN accuracy and silhouette need at least 2 classes"
+    else:
+        from tsimcne_nb.evaluation import evaluate
+
+        try:
+            return {k: float(v) for k, v in evaluate(embedding, labels, random_state=0).items()}
+        except (TSimCNEError, ValueError) as exc:
+            reason = (
+                f"the metrics could not be computed on these {len(labels)} images "
+                f"({str(exc).strip()}); the kNN protocol holds out 10 % of the images per class "
+                "and needs enough images of every class"
+            )
+    return {"knn_accuracy": None, "silhouette": None, "metrics_missing": reason,
+            "note": "metrics missing: " + reason}
 
 
 def _write_embedding_table(path: Path, embedding: np.ndarray, dataset: ImageDataset, overwrite: bool) -> None:
@@ -1640,3 +1805,37 @@ def _write_map(path: Path, embedding, dataset: ImageDataset, metrics, est: TSimC
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+# --------------------------------------------------------------------------- old files
+def convert_legacy_file(old: str | os.PathLike, new: str | os.PathLike, overwrite: bool = False) -> str:
+    """Convert a model or checkpoint written by an older tsimcne-nb (a ``torch.save`` pickle).
+
+    THIS UNPICKLES ``old``, WHICH RUNS ANY CODE IT CONTAINS: call it only for files
+    whose source you trust (``tsimcne-nb convert OLD NEW --trust``).  ``new`` is written
+    in the data-only format (:mod:`tsimcne_nb.modelfile`), atomically.
+
+    Returns
+    -------
+    str
+        What was converted, for printing.
+    """
+    from tsimcne_nb.modelfile import load_legacy_pickle, write_file
+
+    old, new = Path(old), Path(new)
+    check_can_write(new, overwrite)
+    payload = load_legacy_pickle(old, map_location="cpu")
+    if isinstance(payload, dict) and payload.get("class") in ("TSimCNE", "SimCLR", "BYOL"):
+        est_cls = {"TSimCNE": TSimCNE, "SimCLR": SimCLR, "BYOL": BYOL}[payload["class"]]
+        est = est_cls._from_payload(payload, old, torch.device("cpu"), None)
+        if "model_object" in payload:  # a pickled custom module: keep its weights only
+            est.backbone = _unwrap(est.model_).backbone
+        est.save(new, overwrite=overwrite)
+        return f"converted the {payload['class']} model {old} to {new} (data-only format)"
+    if isinstance(payload, dict) and all(k in payload for k in _CHECKPOINT_KEYS):
+        write_file(new, "checkpoint", payload, overwrite=overwrite)
+        return f"converted the checkpoint {old} to {new} (data-only format)"
+    raise ModelFileError(
+        f"{old} is a pickle but neither a tsimcne-nb model nor a checkpoint "
+        f"(it holds a {type(payload).__name__}); nothing was written."
+    )

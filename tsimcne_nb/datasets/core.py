@@ -9,6 +9,7 @@ numpy array, an ``np.memmap`` or any *array-like* with ``shape``, ``dtype``,
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,9 @@ from tsimcne_nb.errors import DataError
 
 #: images are processed in chunks of this many along the first axis when lazy
 CHUNK = 4096
+#: label values above this (and above 4x the number of classes) are renumbered, not
+#: given one class name per value up to the largest
+_MAX_DENSE_LABEL = 1024
 
 
 def _is_lazy(images: Any) -> bool:
@@ -34,14 +38,86 @@ def iter_chunks(images: Any, chunk: int = CHUNK):
         yield start, np.asarray(images[start : start + chunk])
 
 
+def _image_from_element(el: Any, i: int, name: str) -> np.ndarray:
+    """One element of a list of images as an (H, W, C) array (C = 3, or the source depth)."""
+    if type(el).__module__.startswith("PIL.") and hasattr(el, "mode"):
+        if el.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+            arr = np.asarray(el)  # keep the depth: 16-bit values are checked like a 16-bit array
+        elif el.mode in ("L", "RGB", "RGBA"):
+            arr = np.asarray(el)
+        else:
+            arr = np.asarray(el.convert("RGB"))
+    elif hasattr(el, "detach") and hasattr(el, "cpu"):
+        arr = el.detach().cpu().numpy()
+        if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
+            arr = np.moveaxis(arr, 0, -1)  # torch CHW -> HWC
+    elif isinstance(el, np.ndarray):
+        arr = el
+    else:
+        raise DataError(
+            f"element {i} of the list {name} is a {type(el).__name__}; a list of images must hold "
+            "PIL images or (H, W) / (H, W, C) arrays or tensors."
+        )
+    if arr.dtype == object or arr.ndim not in (2, 3):
+        raise DataError(
+            f"element {i} of the list {name} has shape {arr.shape} and dtype {arr.dtype}; each image "
+            "must be (H, W) or (H, W, C)."
+        )
+    if arr.ndim == 2:
+        arr = arr[..., None]
+    c = arr.shape[-1]
+    if c == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    elif c == 4:
+        arr = arr[..., :3]
+    elif c != 3:
+        raise DataError(
+            f"element {i} of the list {name} has shape {arr.shape}; images need 1, 3 or 4 channels "
+            "in the last axis."
+        )
+    return arr
+
+
+def _stack_list(images: Sequence[Any], name: str) -> np.ndarray:
+    """A list/tuple of PIL images, arrays or tensors -> one (N, H, W, 3) array."""
+    if len(images) == 0:
+        raise DataError(f"{name} is an empty list; pass at least one image.")
+    arrays = [_image_from_element(el, i, name) for i, el in enumerate(images)]
+    shapes = sorted({a.shape[:2] for a in arrays})
+    if len(shapes) > 1:
+        raise DataError(
+            f"the images in the list {name} have different sizes ({', '.join(f'{h}x{w}' for h, w in shapes[:3])}"
+            f"{', ...' if len(shapes) > 3 else ''}); resize them to one size first "
+            "(tsimcne_nb.datasets.from_arrays(images, size=S) does it)."
+        )
+    return np.stack(arrays)
+
+
 def validate_images(images: Any, name: str = "images") -> Any:
     """Check images are uint8 (N, H, W, 3); convert the common fixable cases.
 
-    Accepted and converted: torch tensors; (N, H, W) grayscale (replicated to RGB);
-    (N, H, W, 1) (replicated); (N, H, W, 4) RGBA (alpha dropped); float arrays in
-    [0, 1] or [0, 255] (scaled/rounded to uint8).  Everything else raises
-    :class:`DataError` with a message that says how to fix it.
+    Accepted and converted: torch tensors; lists or tuples of PIL images, arrays or
+    tensors of one size; (N, H, W) grayscale (replicated to RGB); (N, H, W, 1)
+    (replicated); (N, H, W, 4) RGBA (alpha dropped); float arrays in [0, 1] or
+    [0, 255] (scaled/rounded to uint8); integer arrays within [0, 255].  A single
+    (H, W, 3) image without a batch axis is refused with a message saying so
+    (``images[None]``).  Everything else raises :class:`DataError` with a message
+    that says how to fix it.
     """
+    if isinstance(images, (list, tuple)):
+        images = _stack_list(images, name)
+    elif type(images).__module__.startswith("PIL.") and hasattr(images, "mode"):
+        raise DataError(
+            f"{name} is one PIL image; pass a list of images ([image]) or an array "
+            "(np.asarray(image)[None])."
+        )
+    elif not (isinstance(images, np.ndarray) or hasattr(images, "__array__") or all(
+        hasattr(images, a) for a in ("shape", "dtype", "__len__", "__getitem__")
+    )):
+        raise DataError(
+            f"{name} must be a numpy array (N, H, W, 3), a torch tensor, a list of images or an "
+            f"array-like with shape, dtype and indexing; got a {type(images).__name__}."
+        )
     if hasattr(images, "detach") and hasattr(images, "cpu"):  # torch.Tensor, without importing torch
         images = images.detach().cpu().numpy()
         if images.ndim == 4 and images.shape[1] in (1, 3, 4) and images.shape[-1] not in (1, 3, 4):
@@ -61,6 +137,12 @@ def validate_images(images: Any, name: str = "images") -> Any:
             f"{name} has dtype object (images of different sizes?). Resize all images to one size "
             "and stack them into a (N, H, W, 3) uint8 array."
         )
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4) and min(arr.shape[:2]) > 4:
+        raise DataError(
+            f"{name} has shape {arr.shape}: one (H, W, C) image without a batch axis? Pass "
+            f"images[None] (shape (1, {', '.join(map(str, arr.shape))})) for one image. Grayscale "
+            "images are (N, H, W) with a width above 4."
+        )
     if arr.ndim == 3:
         arr = arr[..., None]
     if arr.ndim != 4:
@@ -70,6 +152,8 @@ def validate_images(images: Any, name: str = "images") -> Any:
         )
     if arr.shape[0] == 0:
         raise DataError(f"{name} is empty (shape {arr.shape}); pass at least one image.")
+    if 0 in arr.shape:
+        raise DataError(f"{name} has shape {arr.shape}: images need at least one pixel and channel.")
     c = arr.shape[-1]
     if c not in (1, 3, 4):
         if arr.shape[1] in (1, 3, 4):
@@ -122,6 +206,11 @@ def validate_labels(labels: Any, n: int) -> np.ndarray | None:
     if hasattr(labels, "detach") and hasattr(labels, "cpu"):
         labels = labels.detach().cpu().numpy()
     lab = np.asarray(labels)
+    if lab.ndim == 0:
+        raise DataError(
+            f"labels must be one integer per image, shape (N,); got a single value ({lab!r}). "
+            "Pass a list or array with one label per image."
+        )
     if lab.ndim > 1:
         if lab.size != lab.shape[0]:
             raise DataError(
@@ -185,7 +274,20 @@ class ImageDataset:
         self.labels = validate_labels(self.labels, n)
         if self.class_names is None:
             k = int(self.labels.max()) + 1 if self.labels is not None and n else 0
-            self.class_names = [str(i) for i in range(k)]
+            if k > _MAX_DENSE_LABEL:
+                values = np.unique(self.labels)
+                if k > 4 * len(values):  # far apart: one name per value up to k would waste memory
+                    warnings.warn(
+                        f"label values are far apart ({len(values)} distinct, the largest {k - 1}); "
+                        f"they are renumbered 0..{len(values) - 1} and the original values kept as "
+                        "class names.",
+                        stacklevel=3,
+                    )
+                    self.labels = np.searchsorted(values, self.labels).astype(np.int64)
+                    k = len(values)
+                    self.class_names = [str(v) for v in values]
+            if self.class_names is None:
+                self.class_names = [str(i) for i in range(k)]
         else:
             self.class_names = [str(c) for c in self.class_names]
             if self.labels is not None and n and self.labels.max() >= len(self.class_names):

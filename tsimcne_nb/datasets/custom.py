@@ -58,12 +58,19 @@ def read_image(path: Path, size: int | Sequence[int] | None = None) -> np.ndarra
 
     try:
         with Image.open(path) as im:
+            if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+                # 16-bit / 32-bit: checked as a 16-bit array is (values above 255 are refused
+                # with the same hint), never clipped at 255
+                deep = validate_images(np.asarray(im)[None], name=f"16-bit image {path}")
+                im = Image.fromarray(deep[0])
             im = im.convert("RGB")
             if size is not None:
                 h, w = _size_hw(size)
                 if im.size != (w, h):
                     im = im.resize((w, h), Image.Resampling.LANCZOS)
             return np.asarray(im, dtype=np.uint8)
+    except DataError:
+        raise
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise DataError(
             f"cannot read the image {path} ({exc.__class__.__name__}: {exc}); the file is damaged "
@@ -123,7 +130,14 @@ def load_npz(
             if "images" in keys:
                 images = npz["images"]
                 labels = npz["labels"] if "labels" in keys else None
-                class_names = [str(c) for c in npz["class_names"]] if "class_names" in keys else None
+                class_names = ([str(c) for c in np.atleast_1d(npz["class_names"])]
+                               if "class_names" in keys else None)
+                for what, arr in (("images", images), ("labels", labels)):
+                    if arr is not None and arr.ndim == 0:
+                        raise DataError(
+                            f"{path}: '{what}' is a single value (shape ()); expected one "
+                            f"{'image' if what == 'images' else 'label'} per row."
+                        )
                 meta = pd.DataFrame({"index": np.arange(len(images)), "split": "all",
                                      "source_file": path.name})
             elif medmnist_keys <= keys:
@@ -155,6 +169,11 @@ def load_npz(
         raise DataError(
             f"{path} is damaged or not an npz file ({exc.__class__.__name__}: {exc}). Recreate it "
             "with np.savez(path, images=images, labels=labels)."
+        ) from exc
+    except (TypeError, IndexError) as exc:  # 0-d or oddly shaped arrays under the right keys
+        raise DataError(
+            f"{path} holds arrays of unexpected shapes ({exc}); expected 'images' (N, H, W[, C]) and "
+            "'labels' (N,) or MedMNIST's keys. Save with np.savez(path, images=images, labels=labels)."
         ) from exc
     if labels is not None and len(labels) != len(images):
         raise DataError(
