@@ -7,6 +7,7 @@ import torch
 from openTSNE import TSNE
 
 from tsimcne_nb.evaluation import evaluate
+from tsimcne_nb.modelfile import read_file  # checkpoints are data-only files
 from tsimcne_nb.models import ContrastiveNet, ProjectionHead, make_backbone
 from tsimcne_nb.synthetic import make_synthetic_blood
 
@@ -15,7 +16,7 @@ ck = sys.argv[1]
 exag = float(sys.argv[2])
 steps = int(sys.argv[3])
 ds = make_synthetic_blood(n=3000, random_state=0)
-st = torch.load(ck, weights_only=False)
+st = read_file(ck, "checkpoint")
 bb = make_backbone("resnet18_narrow")
 net = ContrastiveNet(bb, ProjectionHead(bb.out_features, 1024, 128))
 net.load_state_dict(st["model"])

@@ -12,6 +12,7 @@ from openTSNE import TSNE
 from tsimcne_nb.augmentations import make_augmentation
 from tsimcne_nb.evaluation import evaluate, knn_accuracy
 from tsimcne_nb.losses import cauchy_infonce
+from tsimcne_nb.modelfile import read_file  # checkpoints are data-only files
 from tsimcne_nb.models import ContrastiveNet, ProjectionHead, make_backbone
 from tsimcne_nb.synthetic import make_synthetic_blood
 
@@ -31,7 +32,7 @@ p.add_argument("--tag", default="")
 a = p.parse_args()
 torch.set_num_threads(1)
 ds = make_synthetic_blood(n=3000, random_state=0)
-st = torch.load(a.ckpt, weights_only=False)
+st = read_file(a.ckpt, "checkpoint")
 bb = make_backbone("resnet18_narrow")
 net = ContrastiveNet(bb, ProjectionHead(bb.out_features, 1024, 128))
 net.load_state_dict(st["model"])
