@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "tsimcne-nb compare --dataset bloodmnist --download --seeds 0,1,2 --out runs/compare"),
     "qc": ("quality control: duplicates and artefacts, ranked for review",
            "tsimcne-nb qc --dataset folder:my_images --model runs/quickstart/model.pt --out runs/qc"),
+    "convert": ("convert a model or checkpoint of tsimcne-nb 0.1.0 (a pickle) to the safe format",
+                "tsimcne-nb convert old/model.pt model.pt --trust"),
 }
 
 
