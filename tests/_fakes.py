@@ -168,3 +168,25 @@ def write_image_folder(
             img = rng.integers(0, 256, (s, s, 3), dtype=np.uint8)
             Image.fromarray(img).save(d / f"img_{i}.{fmt}")
     return root
+
+
+def serve_loopback(handler, **attrs):
+    """Run an HTTP server with ``handler`` on a free loopback port for the duration of a fixture.
+
+    Yields the server; ``attrs`` become attributes the handler reads (files, requests, ...) and
+    ``server.base`` is its ``http://127.0.0.1:PORT`` address. Nothing leaves the machine.
+    """
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    for key, value in attrs.items():
+        setattr(srv, key, value)
+    srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
+    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield srv
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _fakes import cifar_tar_bytes, medmnist_arrays, write_pcam  # noqa: E402
+from _fakes import cifar_tar_bytes, medmnist_arrays, serve_loopback, write_pcam  # noqa: E402
 
 from tsimcne_nb.datasets import cifar, download  # noqa: E402
 from tsimcne_nb.datasets.download import download_file, safe_extract_tar  # noqa: E402
@@ -66,14 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    srv.files, srv.requests, srv.ranges, srv.cut_after = {}, [], True, 0
-    srv.base = f"http://127.0.0.1:{srv.server_address[1]}"
-    thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-    thread.start()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    yield from serve_loopback(_Handler, files={}, requests=[], ranges=True, cut_after=0)
 
 
 def _md5(b: bytes) -> str:
