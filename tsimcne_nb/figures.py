@@ -23,6 +23,8 @@ import numpy as np
 
 from tsimcne_nb._io import atomic_open, check_can_write
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.viz.palette import OTHER_COLOR as _OTHER_HEX
+from tsimcne_nb.viz.palette import category_colors
 
 __all__ = [
     "class_colors",
@@ -36,7 +38,7 @@ __all__ = [
 ]
 
 #: colour of the merged small classes ("other"), as in the paper's Figure 2
-OTHER_COLOR = (0.0, 0.0, 0.0, 1.0)
+OTHER_COLOR = (*(int(_OTHER_HEX[i : i + 2], 16) / 255 for i in (1, 3, 5)), 1.0)
 
 
 # ------------------------------------------------------------------ helpers
@@ -60,17 +62,9 @@ def _precheck(path: str | os.PathLike | None, overwrite: bool) -> None:
 
 
 def class_colors(n_classes: int) -> list[tuple[float, float, float, float]]:
-    """A distinct RGBA colour per class index (tab10 up to 10 classes, then tab20, then HSV)."""
-    from matplotlib import colormaps
-
-    if n_classes <= 10:
-        cmap = colormaps["tab10"]
-        return [tuple(cmap(i)) for i in range(n_classes)]
-    if n_classes <= 20:
-        cmap = colormaps["tab20"]
-        return [tuple(cmap(i)) for i in range(n_classes)]
-    cmap = colormaps["hsv"]
-    return [tuple(cmap(i / n_classes)) for i in range(n_classes)]
+    """RGBA colour per class index: :func:`tsimcne_nb.viz.palette.category_colors` (the
+    palette the explorer uses too), with alpha 1."""
+    return [(*rgb, 1.0) for rgb in category_colors(n_classes)]
 
 
 def _check_map(embedding: Any) -> np.ndarray:

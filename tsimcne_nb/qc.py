@@ -49,6 +49,7 @@ import pandas as pd
 from tsimcne_nb._io import atomic_open, atomic_write_json, preflight_outputs
 from tsimcne_nb.datasets.core import CHUNK, ImageDataset, as_dataset, iter_chunks
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.viz.palette import category_colors
 
 #: tags a user can give an image in :attr:`QCReport.tags`
 TAGS = ("duplicate", "artefact", "keep")
@@ -1498,12 +1499,13 @@ class QCReport:
         if self.embedding is not None:
             emb = np.asarray(self.embedding)
             ax.scatter(emb[:, 0], emb[:, 1], s=2, c="0.75", linewidths=0, rasterized=True)
-            colours = plt.get_cmap("tab10")
-            for r, (_, row) in enumerate(self.groups.head(top).iterrows()):
+            shown = self.groups.head(top)
+            palette = category_colors(max(len(shown), 1))
+            for r, (_, row) in enumerate(shown.iterrows()):
                 pts = emb[np.asarray(row["members"], np.int64)]
-                ax.scatter(pts[:, 0], pts[:, 1], s=5, color=colours(r % 10), linewidths=0)
+                ax.scatter(pts[:, 0], pts[:, 1], s=5, color=palette[r], linewidths=0)
                 cx, cy = np.median(pts, axis=0)
-                ax.annotate(f"#{row['rank']}", (cx, cy), fontsize=9, weight="bold", color=colours(r % 10),
+                ax.annotate(f"#{row['rank']}", (cx, cy), fontsize=9, weight="bold", color=palette[r],
                             xytext=(6, 6), textcoords="offset points")
         ax.set_axis_off()
         ax.set_aspect("equal", adjustable="datalim")

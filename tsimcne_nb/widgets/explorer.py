@@ -25,6 +25,7 @@ import traitlets
 from tsimcne_nb._io import atomic_write_bytes, check_can_write
 from tsimcne_nb.datasets.core import ImageDataset, as_dataset, validate_images
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.viz.palette import UNTAGGED_COLOR, category_colors, category_hex
 from tsimcne_nb.widgets._display import StaticFallbackDisplay
 from tsimcne_nb.widgets.thumbnails import ThumbnailCache
 
@@ -33,7 +34,6 @@ PREVIEW_KEY = "__tsimcne_thumbnail__"
 #: category given to points added with :meth:`Explorer.add_points`
 NEW_CATEGORY = "new"
 UNTAGGED = "untagged"
-UNTAGGED_COLOR = "#d0d0d0"
 
 _SAMPLE_MODES = ("page", "sample")
 
@@ -105,19 +105,6 @@ def _validate_indices(indices: Any, n: int) -> np.ndarray:
     return np.unique(idx)
 
 
-def _categorical_palette(k: int) -> list[tuple[float, float, float]]:
-    # the Okabe-Ito colours jupyter-scatter uses, then tab20 for many categories
-    okabe = ["#56B4E9", "#E69F00", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"]
-    if k <= len(okabe):
-        hexes = okabe[:k]
-    else:
-        from matplotlib import colormaps
-
-        cmap = colormaps["tab20"]
-        return [tuple(cmap(i % 20)[:3]) for i in range(k)]
-    return [tuple(int(h[i : i + 2], 16) / 255 for i in (1, 3, 5)) for h in hexes]
-
-
 def render_map_png(
     xy: np.ndarray,
     values: pd.Series | np.ndarray | None = None,
@@ -141,11 +128,11 @@ def render_map_png(
         ser = pd.Series(values)
         if isinstance(ser.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(ser):
             cat = pd.Categorical(ser)
-            pal = np.asarray(_categorical_palette(max(len(cat.categories), 1)))
+            pal = np.asarray(category_colors(max(len(cat.categories), 1)))
             names = [str(c) for c in cat.categories]
             if UNTAGGED in names:  # tag view: tags in colour, the rest light grey
                 tagged = [c for c in names if c != UNTAGGED]
-                tp = _categorical_palette(max(len(tagged), 1))
+                tp = category_colors(max(len(tagged), 1))
                 pal = np.asarray(
                     [(0.82, 0.82, 0.82) if c == UNTAGGED else tp[tagged.index(c)] for c in names]
                 )
@@ -634,11 +621,8 @@ class Explorer(StaticFallbackDisplay):
     def _tag_colors(self) -> dict[str, str]:
         cats = list(self._df["tag"].cat.categories)
         tags = [c for c in cats if c != UNTAGGED]
-        pal = _categorical_palette(max(len(tags), 1))
-        out = {
-            t: "#{:02x}{:02x}{:02x}".format(*(int(255 * v) for v in pal[i]))
-            for i, t in enumerate(tags)
-        }
+        pal = category_hex(max(len(tags), 1))
+        out = {t: pal[i] for i, t in enumerate(tags)}
         out[UNTAGGED] = UNTAGGED_COLOR
         return {c: out[c] for c in cats}
 

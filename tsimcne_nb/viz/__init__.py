@@ -1,0 +1,1 @@
+"""Drawing: the one palette (and, as the layers settle, figures and rasters)."""
