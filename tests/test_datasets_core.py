@@ -1,4 +1,4 @@
-"""Tests of tsimcne_nb.datasets.core: ImageDataset, validation, subsets, helpers."""
+"""Tests of tsimcne_nb.data.core: ImageDataset, validation, subsets, helpers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsimcne_nb.datasets.core import ImageDataset, as_dataset, validate_images, validate_labels
+from tsimcne_nb.data.core import ImageDataset, as_dataset, validate_images, validate_labels
 from tsimcne_nb.errors import DataError
 
 

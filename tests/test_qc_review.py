@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from tsimcne_nb import qc
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.errors import ConfigError
 
 pytest.importorskip("jscatter")

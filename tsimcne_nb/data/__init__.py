@@ -1,5 +1,5 @@
-"""Datasets: the :class:`ImageDataset` object and loaders for every dataset of the paper."""
+"""Data layer: the :class:`ImageDataset` object and loaders for every dataset of the paper."""
 
-from tsimcne_nb.datasets.core import ImageDataset, as_dataset
+from tsimcne_nb.data.core import ImageDataset, as_dataset
 
 __all__ = ["ImageDataset", "as_dataset"]

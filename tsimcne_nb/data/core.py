@@ -3,7 +3,7 @@
 Images are uint8 ``(N, H, W, C)`` with C = 3 (RGB).  They can be an in-memory
 numpy array, an ``np.memmap`` or any *array-like* with ``shape``, ``dtype``,
 ``__len__`` and numpy-style ``__getitem__`` (integer, slice, index array) such as
-:class:`~tsimcne_nb.datasets.pcam.H5ImageArray`, so that large datasets (PCam's
+:class:`~tsimcne_nb.data.loaders.pcam.H5ImageArray`, so that large datasets (PCam's
 7 GB training split) are read in chunks and never whole.
 """
 
@@ -88,7 +88,7 @@ def _stack_list(images: Sequence[Any], name: str) -> np.ndarray:
         raise DataError(
             f"the images in the list {name} have different sizes ({', '.join(f'{h}x{w}' for h, w in shapes[:3])}"
             f"{', ...' if len(shapes) > 3 else ''}); resize them to one size first "
-            "(tsimcne_nb.datasets.from_arrays(images, size=S) does it)."
+            "(tsimcne_nb.data.loaders.custom.from_arrays(images, size=S) does it)."
         )
     return np.stack(arrays)
 

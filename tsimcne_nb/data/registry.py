@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from tsimcne_nb.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from tsimcne_nb.datasets.core import ImageDataset
+    from tsimcne_nb.data.core import ImageDataset
 
 ENV_VAR = "TSIMCNE_DATA"
 
@@ -285,10 +285,10 @@ def load_dataset(
         info = _BY_NAME[f"{prefix}:PATH"]
         opts = _check_options(info, options)
         if prefix == "npz":
-            from tsimcne_nb.datasets.custom import load_npz
+            from tsimcne_nb.data.loaders.custom import load_npz
 
             return load_npz(path, size=opts.get("size"), name=opts.get("dataset_name"))
-        from tsimcne_nb.datasets.custom import load_folder
+        from tsimcne_nb.data.loaders.custom import load_folder
 
         return load_folder(path, size=opts.get("size"), name=opts.get("dataset_name"))
     key = raw.lower()
@@ -297,30 +297,30 @@ def load_dataset(
     info = _BY_NAME[key]
     opts = _check_options(info, options)
     if key == "synthetic-blood":
-        from tsimcne_nb.synthetic import make_synthetic_blood
+        from tsimcne_nb.data.synthetic.generator import make_synthetic_blood
 
         return make_synthetic_blood(
             n=opts.get("n", 10000), size=opts.get("size", 28), random_state=opts.get("random_state", 0)
         )
     if key == "digits":
-        from tsimcne_nb.datasets.digits import load_digits
+        from tsimcne_nb.data.loaders.digits import load_digits
 
         return load_digits(**opts)
     folder = _root(info, root)
     if key in ("bloodmnist", "pathmnist", "dermamnist"):
-        from tsimcne_nb.datasets.medmnist import load_medmnist
+        from tsimcne_nb.data.loaders.medmnist import load_medmnist
 
         return load_medmnist(key, folder, download=download, **opts)
     if key == "pcam":
-        from tsimcne_nb.datasets.pcam import load_pcam
+        from tsimcne_nb.data.loaders.pcam import load_pcam
 
         return load_pcam(folder, download=download, **opts)
     if key == "leukemia":
-        from tsimcne_nb.datasets.leukemia import load_leukemia
+        from tsimcne_nb.data.loaders.leukemia import load_leukemia
 
         return load_leukemia(folder, download=download, **opts)
     if key == "cifar10":
-        from tsimcne_nb.datasets.cifar import load_cifar10
+        from tsimcne_nb.data.loaders.cifar import load_cifar10
 
         return load_cifar10(folder, download=download, **opts)
     raise ConfigError(_suggest(raw))  # pragma: no cover - every registered name is handled above

@@ -8,7 +8,7 @@ CIFAR-10 pickles -- so every line of a notebook, including the data loading,
 is exercised.
 
 **The content is synthetic.**  Every image is drawn by
-:func:`tsimcne_nb.synthetic.make_synthetic_blood` (procedural blood-smear
+:func:`tsimcne_nb.data.synthetic.make_synthetic_blood` (procedural blood-smear
 cells), whatever the dataset: a "PathMNIST" or "PCam" stand-in shows blood
 cells with PathMNIST's/PCam's class count, class names, image size and file
 layout, not tissue.  Maps, kNN accuracies and silhouettes computed on stand-ins
@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 
 from tsimcne_nb._io import atomic_open, atomic_write_text, check_can_write
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.errors import ConfigError
 
 __all__ = [
@@ -153,7 +153,7 @@ def _split_counts(total: int, proportions: Sequence[int]) -> list[int]:
 
 def _draw(spec: dict[str, Any], n: int, size: int, random_state: int) -> tuple[np.ndarray, np.ndarray]:
     """Synthetic images and real-dataset labels, classes mixed in a random order."""
-    from tsimcne_nb.synthetic import make_synthetic_blood
+    from tsimcne_nb.data.synthetic.generator import make_synthetic_blood
 
     counts = _counts([c for _, _, c in spec["classes"]], n)
     images, labels = [], []
@@ -177,7 +177,7 @@ def _readme(name: str, spec: dict[str, Any], n: int, size: int, files: list[str]
     pairs = "\n".join(f"  {real:<40} <- synthetic '{syn}'" for real, syn, _ in spec["classes"])
     return (
         f"SYNTHETIC STAND-IN for the dataset '{name}' -- NOT THE REAL DATA.\n\n"
-        f"These {n} images ({size}x{size} px) were drawn by tsimcne_nb.synthetic."
+        f"These {n} images ({size}x{size} px) were drawn by tsimcne_nb.data.synthetic."
         "make_synthetic_blood\n(procedural blood-smear cells) and written in the exact file "
         f"format of '{name}' so that\nthe real loader, tsimcne_nb.load_dataset('{name}', root=...), "
         "reads them. Only the file\nformat, class count, class names and image size are "
@@ -223,7 +223,7 @@ def write_standin_files(
 ) -> Path:
     """Write SYNTHETIC stand-in files in the exact format of a paper dataset.
 
-    The images are synthetic blood cells (:func:`tsimcne_nb.synthetic.make_synthetic_blood`)
+    The images are synthetic blood cells (:func:`tsimcne_nb.data.synthetic.make_synthetic_blood`)
     labelled with the dataset's classes; the files are read by the real loader.
     They exist so that notebooks and pipelines can run without the real data;
     numbers computed on them say nothing about the real dataset.
@@ -358,7 +358,7 @@ def _write_leukemia(name: str, spec: dict[str, Any], folder: Path, images: np.nd
         files.append(f"AML-Cytomorphology_LMU/{rel}")
         notes.append(f"{rel} {abbr}")
     atomic_write_text(base / "annotations.dat", "\n".join(notes) + "\n", overwrite=overwrite)
-    from tsimcne_nb.datasets.leukemia import ABBREVIATIONS
+    from tsimcne_nb.data.loaders.leukemia import ABBREVIATIONS
 
     atomic_write_text(
         base / "abbreviations.txt",
@@ -400,7 +400,7 @@ def is_standin(name: str, root: str | os.PathLike | None = None) -> bool:
     when it exists, else ``root``; ``None``: the default data folder).  Use it after loading
     so that stand-ins left in a data folder are never mistaken for the real data.
     """
-    from tsimcne_nb.datasets.registry import data_home
+    from tsimcne_nb.data.registry import data_home
 
     key = str(name).strip().lower()
     if key not in _SPEC:
@@ -446,7 +446,7 @@ def load_standin(
     """
     import tempfile
 
-    from tsimcne_nb.datasets.registry import load_dataset
+    from tsimcne_nb.data.registry import load_dataset
 
     spec = _spec(name)
     key = str(name).strip().lower()

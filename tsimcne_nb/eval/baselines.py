@@ -26,169 +26,27 @@ weights file is checked (architecture, expected keys and shapes) before it is us
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import http.client
 import inspect
-import json
 import os
-import re
-import urllib.error
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tsimcne_nb._io import atomic_open, atomic_write_json
-from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError, DownloadError
+from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError
+from tsimcne_nb.eval.feature_cache import FeatureCache, _cached, describe_augment
+from tsimcne_nb.eval.weights import (
+    _ARCHS,
+    _load_state_dict,
+    _missing_weights_message,
+    download_imagenet_weights,
+    imagenet_weights_file,
+)
 
-__all__ = [
-    "FeatureCache",
-    "cache_key",
-    "describe_augment",
-    "tsne_of",
-    "tsne_pixels",
-    "imagenet_features",
-    "imagenet_weights_file",
-    "download_imagenet_weights",
-    "check_weights_file",
-    "published_hash_prefix",
-    "is_published_imagenet_file",
-    "resnet_label",
-    "simclr_features",
-    "byol_features",
-    "tsimcne_map",
-]
-
-#: torchvision names of the ImageNet models of the paper and their weights enums
-_ARCHS = {
-    "resnet18": ("resnet18", "ResNet18_Weights", "ResNet18"),
-    "resnet152": ("resnet152", "ResNet152_Weights", "ResNet152"),
-}
+__all__ = ['tsne_of', 'tsne_pixels', 'imagenet_features', 'simclr_features', 'byol_features', 'tsimcne_map']
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-# ---------------------------------------------------------------------- cache
-def _version() -> str:
-    from tsimcne_nb import __version__
-
-    return __version__
-
-
-def describe_augment(augment: Any) -> Any:
-    """A JSON-able description of an augmentation argument (for cache keys and manifests)."""
-    if augment is None or isinstance(augment, (str, int, float, bool)):
-        return augment
-    if isinstance(augment, dict):
-        return {str(k): describe_augment(v) for k, v in sorted(augment.items())}
-    if isinstance(augment, (list, tuple)):
-        return [describe_augment(v) for v in augment]
-    if hasattr(augment, "to_config"):
-        return describe_augment(augment.to_config())
-    if isinstance(augment, np.generic):
-        return augment.item()
-    return repr(augment)
-
-
-def cache_key(method: str, config: dict[str, Any], dataset: Any, seed: int | None) -> str:
-    """Hex key of (method, config, dataset fingerprint, seed, package version)."""
-    fp = dataset.fingerprint() if hasattr(dataset, "fingerprint") else str(dataset)
-    payload = json.dumps(
-        {"method": method, "config": describe_augment(config), "dataset": fp, "seed": seed,
-         "version": _version()},
-        sort_keys=True, default=repr,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:24]
-
-
-class FeatureCache:
-    """A folder of computed features and embeddings, one ``.npy`` per key.
-
-    Parameters
-    ----------
-    cache_dir
-        Folder to keep the arrays in (created on first write).  ``None`` disables
-        caching: everything is computed, nothing stored.
-
-    Attributes
-    ----------
-    hits, misses : int
-        How many lookups found / did not find their array.
-    log : list of (str, str, str)
-        ``("hit" | "miss", method, key)`` per lookup, in order.
-
-    Notes
-    -----
-    A key covers the method, its configuration, the dataset's content
-    fingerprint, the seed and the package version, so a changed dataset or
-    setting never returns a stale array.  Arrays are written atomically; a
-    ``.json`` file next to each records what made it.
-    """
-
-    def __init__(self, cache_dir: str | os.PathLike | None):
-        self.cache_dir = None if cache_dir is None else Path(cache_dir)
-        self.hits = 0
-        self.misses = 0
-        self.log: list[tuple[str, str, str]] = []
-
-    def __repr__(self) -> str:
-        return f"FeatureCache({str(self.cache_dir)!r}, hits={self.hits}, misses={self.misses})"
-
-    def path(self, key: str) -> Path | None:
-        return None if self.cache_dir is None else self.cache_dir / f"{key}.npy"
-
-    def load(self, key: str) -> np.ndarray | None:
-        p = self.path(key)
-        if p is None or not p.exists():
-            return None
-        try:
-            return np.load(p, allow_pickle=False)
-        except (OSError, ValueError):  # a damaged file is recomputed, not trusted
-            return None
-
-    def save(self, key: str, array: np.ndarray, info: dict[str, Any] | None = None) -> Path | None:
-        p = self.path(key)
-        if p is None:
-            return None
-        with atomic_open(p, "wb", overwrite=True) as fh:  # same key = same content
-            np.save(fh, np.asarray(array), allow_pickle=False)
-        if info is not None:
-            atomic_write_json(p.with_suffix(".json"), info, overwrite=True)
-        return p
-
-    def get_or_compute(
-        self,
-        method: str,
-        config: dict[str, Any],
-        dataset: Any,
-        seed: int | None,
-        compute: Callable[[], np.ndarray],
-    ) -> np.ndarray:
-        """The cached array for this key, or ``compute()`` (stored for next time)."""
-        key = cache_key(method, config, dataset, seed)
-        arr = self.load(key)
-        if arr is not None:
-            self.hits += 1
-            self.log.append(("hit", method, key))
-            return arr
-        self.misses += 1
-        self.log.append(("miss", method, key))
-        arr = compute()
-        fp = dataset.fingerprint() if hasattr(dataset, "fingerprint") else None
-        self.save(key, arr, {"method": method, "config": describe_augment(config),
-                             "dataset": fp, "seed": seed, "version": _version(),
-                             "shape": list(np.shape(arr))})
-        return arr
-
-
-def _cached(cache: FeatureCache | None, method: str, config: dict[str, Any], dataset: Any,
-            seed: int | None, compute: Callable[[], np.ndarray]) -> np.ndarray:
-    if cache is None:
-        return compute()
-    return cache.get_or_compute(method, config, dataset, seed, compute)
 
 
 # ------------------------------------------------------------------- helpers
@@ -206,7 +64,7 @@ def _check_dataset(dataset: Any) -> None:
     if not (hasattr(dataset, "images") and hasattr(dataset, "fingerprint")):
         raise DataError(
             "baselines need an ImageDataset; wrap arrays with "
-            "tsimcne_nb.datasets.core.as_dataset(images, labels)."
+            "tsimcne_nb.data.core.as_dataset(images, labels)."
         )
 
 
@@ -266,7 +124,7 @@ def tsne_of(features: Any, random_state: int | None = 0, n_jobs: int | str = "au
 
 
 def _pixels(dataset: Any) -> np.ndarray:
-    from tsimcne_nb.datasets.core import iter_chunks
+    from tsimcne_nb.data.core import iter_chunks
 
     n = len(dataset)
     d = int(np.prod(dataset.image_shape))
@@ -280,7 +138,7 @@ def _pca_chunked(dataset: Any, n_components: int, random_state: int | None) -> n
     """PCA of the flattened pixels without holding them all in memory (IncrementalPCA)."""
     from sklearn.decomposition import IncrementalPCA
 
-    from tsimcne_nb.datasets.core import iter_chunks
+    from tsimcne_nb.data.core import iter_chunks
 
     # IncrementalPCA needs at least n_components rows per batch
     chunk = max(4096, n_components)
@@ -309,7 +167,7 @@ def tsne_pixels(
     Parameters
     ----------
     dataset
-        An :class:`~tsimcne_nb.datasets.core.ImageDataset`.
+        An :class:`~tsimcne_nb.data.core.ImageDataset`.
     random_state
         Seed of PCA and t-SNE.
     pca_dim
@@ -351,290 +209,6 @@ def tsne_pixels(
     return _cached(cache, "tsne-pixels", config, dataset, random_state, compute)
 
 
-# ----------------------------------------------------------- ImageNet ResNets
-def _weights_enum(arch: str) -> Any:
-    import torchvision.models as tvm
-
-    if arch not in _ARCHS:
-        raise ConfigError(f"unknown arch {arch!r}; use one of {sorted(_ARCHS)}.")
-    return getattr(tvm, _ARCHS[arch][1]).IMAGENET1K_V1
-
-
-def imagenet_weights_file(arch: str = "resnet18") -> Path:
-    """Where torchvision keeps the ImageNet weights of ``arch`` (they may be missing).
-
-    Parameters
-    ----------
-    arch
-        ``"resnet18"`` or ``"resnet152"``.
-
-    Returns
-    -------
-    pathlib.Path
-        ``torch.hub.get_dir()/checkpoints/<file name of torchvision's URL>``.
-    """
-    import torch
-
-    url = _weights_enum(arch).url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
-
-
-def published_hash_prefix(arch: str = "resnet18") -> str:
-    """The SHA-256 prefix torchvision publishes for the ImageNet weights of ``arch``.
-
-    torchvision names its weight files ``<arch>-<first hex digits of the SHA-256>.pth``;
-    ``torch.hub`` checks a download against that prefix.
-
-    Parameters
-    ----------
-    arch
-        ``"resnet18"`` or ``"resnet152"``.
-
-    Returns
-    -------
-    str
-        Lower-case hex digits, e.g. ``"f37072fd"``.
-    """
-    from torch.hub import HASH_REGEX
-
-    name = os.path.basename(_weights_enum(arch).url.split("?")[0])
-    match = HASH_REGEX.search(name)
-    if not match or not match.group(1):
-        raise ConfigError(f"torchvision's file name {name!r} for {arch} carries no hash prefix.")
-    return match.group(1)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-@functools.lru_cache(maxsize=16)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    return _sha256(Path(path))
-
-
-def is_published_imagenet_file(arch: str, path: str | os.PathLike) -> bool:
-    """Whether ``path`` is byte for byte torchvision's ImageNet weights of ``arch``.
-
-    Parameters
-    ----------
-    arch
-        ``"resnet18"`` or ``"resnet152"``.
-    path
-        A weights file.
-
-    Returns
-    -------
-    bool
-        True when the file's SHA-256 starts with :func:`published_hash_prefix`.
-    """
-    p = Path(path)
-    if not p.is_file():
-        return False
-    st = p.stat()
-    return _sha256_cached(str(p.resolve()), st.st_size, st.st_mtime_ns).startswith(
-        published_hash_prefix(arch))
-
-
-def download_imagenet_weights(arch: str = "resnet18", progress: bool = True) -> Path:
-    """Fetch torchvision's ImageNet weights of ``arch`` into the torch hub cache.
-
-    Uses torchvision's weights API (``ResNet18_Weights.IMAGENET1K_V1.get_state_dict``
-    with ``check_hash=True``), so the file lands where torchvision itself looks
-    (``torch.hub.get_dir()/checkpoints``) and is checked against the SHA-256 prefix
-    in torchvision's file name.  A file already there is not downloaded again.
-
-    Parameters
-    ----------
-    arch
-        ``"resnet18"`` or ``"resnet152"``.
-    progress
-        Show torch.hub's progress bar.
-
-    Returns
-    -------
-    pathlib.Path
-        The weights file (:func:`imagenet_weights_file`).
-
-    Raises
-    ------
-    DownloadError
-        The downloaded file does not have the published hash (nothing is kept).
-    DatasetNotFoundError
-        The download failed (e.g. no internet); the message says which file to put where.
-    """
-    path = imagenet_weights_file(arch)
-    if path.exists():
-        return path
-    enum = _weights_enum(arch)
-    try:
-        enum.get_state_dict(progress=progress, check_hash=True)
-    except RuntimeError as exc:
-        match = re.search(r'invalid hash value \(expected "([0-9a-f]*)", got "([0-9a-f]*)"\)', str(exc))
-        if match is None:
-            raise
-        raise DownloadError(
-            f"the ImageNet weights of {arch} downloaded from {enum.url} have the wrong hash: "
-            f"{path.name} must have a SHA-256 starting with {match.group(1)} (torchvision's "
-            f"published hash) but the download's is {match.group(2)}. Nothing was saved to "
-            f"{path.parent}. The download was damaged or the server sent another file; try "
-            "again, or put the file there by hand."
-        ) from exc
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
-        raise DatasetNotFoundError(
-            _missing_weights_message(arch) + f" (The download from {enum.url} failed: "
-            f"{exc.__class__.__name__}: {exc}.)"
-        ) from exc
-    if not path.exists():  # pragma: no cover - torchvision changed where it stores weights
-        raise DownloadError(f"torchvision downloaded the {arch} weights but not to {path}.")
-    return path
-
-
-def _missing_weights_message(arch: str) -> str:
-    path = imagenet_weights_file(arch)
-    url = _weights_enum(arch).url
-    return (
-        f"ImageNet weights for {arch} are not available offline: expected the file "
-        f"{path.name} in {path.parent} (torch.hub.get_dir()/checkpoints). Pass download=True "
-        f"(--download) to fetch it through torchvision, or download {url} on a machine with "
-        f"internet and copy it to {path}; or pass weights=PATH to a {arch} state-dict file; or "
-        f"weights=None for a randomly initialised {arch} (then it is NOT the paper's ImageNet "
-        "baseline, and is labelled so)."
-    )
-
-
-@functools.lru_cache(maxsize=4)
-def _expected_shapes(arch: str) -> dict[str, tuple[int, ...]]:
-    import torch
-    import torchvision.models as tvm
-
-    with torch.device("meta"):  # shapes only: no memory, no initialisation
-        model = getattr(tvm, _ARCHS[arch][0])(weights=None)
-    return {k: tuple(v.shape) for k, v in model.state_dict().items()}
-
-
-def check_weights_file(path: str | os.PathLike, arch: str = "resnet18") -> dict[str, Any]:
-    """Load a weights file and check that it is a torchvision ``arch`` state dict.
-
-    Every parameter and buffer of the torchvision model must be there with its shape
-    (``num_batches_tracked`` may be missing, as in torchvision's own older files) and
-    nothing else; a ``{"state_dict": ...}`` checkpoint is unwrapped.
-
-    Parameters
-    ----------
-    path
-        The file (``torch.save`` of a state dict).
-    arch
-        ``"resnet18"`` or ``"resnet152"``.
-
-    Returns
-    -------
-    dict
-        The state dict, ready for ``model.load_state_dict``.
-
-    Raises
-    ------
-    DataError
-        The file cannot be read as a state dict, or it is not a ``arch`` (the message
-        names the file, the missing / unexpected / mis-shaped keys, and the architecture
-        it looks like).
-    """
-    import torch
-
-    if arch not in _ARCHS:
-        raise ConfigError(f"unknown arch {arch!r}; use one of {sorted(_ARCHS)}.")
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same clear message
-        raise DataError(
-            f"{path} could not be read as a PyTorch state dict ({exc.__class__.__name__}: "
-            f"{str(exc)[:200]}). Pass a file written by torch.save(model.state_dict(), path) "
-            f"for a torchvision {arch}."
-        ) from exc
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise DataError(f"{path} holds a {type(state).__name__}, not a state dict of tensors; "
-                        f"save one with torch.save(model.state_dict(), path) for a torchvision {arch}.")
-    problems = _state_problems(state, arch)
-    if problems:
-        hint = ""
-        if all(k.startswith("module.") for k in state):
-            hint = (" Its keys start with 'module.' (saved from DataParallel/DDP): save "
-                    "model.module.state_dict() instead.")
-        else:
-            like = [a for a in _ARCHS if a != arch and not _state_problems(state, a)]
-            if like:
-                hint = f" It is a {like[0]} state dict: use arch={like[0]!r}."
-        raise DataError(f"{path} is not a torchvision {arch} state dict: {problems}.{hint}")
-    return state
-
-
-def _state_problems(state: dict[str, Any], arch: str) -> str:
-    expected = _expected_shapes(arch)
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected]
-    shapes = [f"{k} {tuple(state[k].shape)} instead of {expected[k]}" for k in expected
-              if k in state and tuple(state[k].shape) != expected[k]]
-    parts = []
-    for what, keys in (("expected keys missing", missing), ("unexpected keys", unexpected),
-                       ("keys with another shape", shapes)):
-        if keys:
-            parts.append(f"{len(keys)} {what} (e.g. {', '.join(keys[:3])})")
-    return "; ".join(parts)
-
-
-def resnet_label(arch: str = "resnet18", weights: Any = "imagenet") -> str:
-    """Readable label of a ResNet baseline, saying plainly when it is *not* ImageNet-trained.
-
-    Parameters
-    ----------
-    arch
-        ``"resnet18"`` or ``"resnet152"``.
-    weights
-        ``"imagenet"``, ``None`` (random initialisation) or a file path; a file that is
-        byte for byte torchvision's published ImageNet weights is labelled ImageNet.
-
-    Returns
-    -------
-    str
-        E.g. ``"ResNet18 (ImageNet)"``, ``"ResNet18 (random init, NOT ImageNet)"``,
-        ``"ResNet18 (weights: my.pth)"``.
-    """
-    if arch not in _ARCHS:
-        raise ConfigError(f"unknown arch {arch!r}; use one of {sorted(_ARCHS)}.")
-    name = _ARCHS[arch][2]
-    if weights is None:
-        return f"{name} (random init, NOT ImageNet)"
-    if isinstance(weights, str) and weights == "imagenet":
-        return f"{name} (ImageNet)"
-    if is_published_imagenet_file(arch, weights):
-        return f"{name} (ImageNet)"
-    return f"{name} (weights: {Path(weights).name})"
-
-
-def _load_state_dict(arch: str, weights: Any) -> dict[str, Any] | None:
-    if weights is None:
-        return None
-    if isinstance(weights, str) and weights == "imagenet":
-        path = imagenet_weights_file(arch)
-        if not path.exists():
-            raise DatasetNotFoundError(_missing_weights_message(arch))
-    else:
-        path = Path(weights)
-        if not path.exists():
-            raise DatasetNotFoundError(
-                f"weights file {path} does not exist; pass the path of a {arch} state dict, "
-                "'imagenet' (torch hub cache) or None (random init)."
-            )
-    return check_weights_file(path, arch)
-
-
 def imagenet_features(
     dataset: Any,
     arch: str = "resnet18",
@@ -656,7 +230,7 @@ def imagenet_features(
     Parameters
     ----------
     dataset
-        An :class:`~tsimcne_nb.datasets.core.ImageDataset`.
+        An :class:`~tsimcne_nb.data.core.ImageDataset`.
     arch
         ``"resnet18"`` (512-d) or ``"resnet152"`` (2048-d).
     weights
@@ -718,8 +292,8 @@ def _resnet_forward(dataset: Any, arch: str, weights: Any, device: str, batch_si
     import torch.nn.functional as F
     import torchvision.models as tvm
 
-    from tsimcne_nb._torch_utils import resolve_device
-    from tsimcne_nb.datasets.core import iter_chunks
+    from tsimcne_nb.data.core import iter_chunks
+    from tsimcne_nb.train.device import resolve_device
 
     dev = resolve_device(device)
     state = _load_state_dict(arch, weights)
@@ -760,9 +334,9 @@ def _learner_features(kind: str, dataset: Any, augment: Any, budget: Any, random
               **{k: describe_augment(v) for k, v in kwargs.items()}}
 
     def compute() -> np.ndarray:
-        from tsimcne_nb import training
+        from tsimcne_nb import estimators
 
-        cls = getattr(training, kind)
+        cls = getattr(estimators, kind)
         est = cls(**_accepted_kwargs(cls, {
             "augment": augment, "budget": budget, "random_state": random_state,
             "device": device, "progress": progress, **kwargs,
@@ -785,7 +359,7 @@ def simclr_features(
 ) -> np.ndarray:
     """512-d representation (before the projection head) of SimCLR trained on ``dataset``.
 
-    Trains :class:`tsimcne_nb.training.SimCLR` (``augment``, ``budget``,
+    Trains :class:`tsimcne_nb.estimators.SimCLR` (``augment``, ``budget``,
     ``random_state``, ``device`` and any further keyword arguments are passed on)
     and returns its ``transform`` of the dataset, (N, 512) float32.
     """
@@ -820,7 +394,7 @@ def tsimcne_map(
 ) -> np.ndarray:
     """The t-SimCNE map of ``dataset``, (N, 2) float32.
 
-    Trains :class:`tsimcne_nb.training.TSimCNE` with ``augment``, ``budget``,
+    Trains :class:`tsimcne_nb.estimators.TSimCNE` with ``augment``, ``budget``,
     ``random_state``, ``device`` (and any further keyword arguments) and returns
     ``fit_transform(dataset)``.
     """
@@ -829,7 +403,7 @@ def tsimcne_map(
               **{k: describe_augment(v) for k, v in kwargs.items()}}
 
     def compute() -> np.ndarray:
-        from tsimcne_nb.training import TSimCNE
+        from tsimcne_nb.estimators import TSimCNE
 
         est = TSimCNE(**_accepted_kwargs(TSimCNE, {
             "augment": augment, "budget": budget, "random_state": random_state,

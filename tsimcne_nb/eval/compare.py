@@ -4,9 +4,9 @@
 >>> result.table()          # rows: method, columns: dataset; 'mean ± sd' over seeds
 >>> result.figure()         # one map per method, metrics in each title (Figure 2)
 
-Every method's features and maps go through a :class:`~tsimcne_nb.baselines.FeatureCache`
+Every method's features and maps go through a :class:`~tsimcne_nb.eval.feature_cache.FeatureCache`
 (``cache_dir=``), so a repeated comparison recomputes nothing.  The metrics are the
-paper's (:mod:`tsimcne_nb.evaluation`); the kNN split seed is ``random_state``
+paper's (:mod:`tsimcne_nb.eval.metrics`); the kNN split seed is ``random_state``
 (0, as in the paper's code), independent of the method seeds.
 
 Named experiments (:data:`EXPERIMENTS`): ``"ablation"`` (Table 4), ``"linear"``
@@ -38,16 +38,7 @@ import numpy as np
 
 from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError
 
-__all__ = [
-    "Method",
-    "METHODS",
-    "DEFAULT_METHODS",
-    "EXPERIMENTS",
-    "ComparisonResult",
-    "compare",
-    "compare_to_directory",
-    "combine_tables",
-]
+__all__ = ['Method', 'METHODS', 'DEFAULT_METHODS', 'EXPERIMENTS', 'ComparisonResult', 'compare', 'combine_tables']
 
 
 @dataclass(frozen=True)
@@ -298,7 +289,7 @@ class ComparisonResult:
         ``other_threshold="auto"`` draws classes with fewer than 1% of the points
         in black as "other", like the paper's Figure 2; None shows every class.
         """
-        from tsimcne_nb.figures import plot_panels
+        from tsimcne_nb.viz.figures import plot_panels
 
         panels = self.panels(seed)
         if not panels:
@@ -343,7 +334,7 @@ def _resolve_methods(methods: Sequence[str] | str | None, experiment: str | None
         methods = EXPERIMENTS[experiment][0] if experiment else DEFAULT_METHODS
     methods = list(methods)
     if not methods:
-        raise ConfigError("no methods given; pass names from tsimcne_nb.compare.METHODS.")
+        raise ConfigError("no methods given; pass names from tsimcne_nb.eval.compare.METHODS.")
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ConfigError(f"unknown method(s) {unknown}; valid names: {sorted(METHODS)}.")
@@ -373,7 +364,7 @@ def _resolve_resnet_weights(resnet_weights: Any, methods: list[str], notes: list
     A weights file (the torch hub's or the user's) is checked (architecture and
     expected keys) here, before any row is run or labelled "ImageNet".
     """
-    from tsimcne_nb import baselines
+    from tsimcne_nb.eval import weights as wfiles
 
     out: dict[str, Any] = {}
     for arch in ("resnet18", "resnet152"):
@@ -381,17 +372,17 @@ def _resolve_resnet_weights(resnet_weights: Any, methods: list[str], notes: list
             continue
         w = resnet_weights
         if isinstance(w, str) and w in ("auto", "imagenet"):
-            path = baselines.imagenet_weights_file(arch)
+            path = wfiles.imagenet_weights_file(arch)
             if not path.exists() and (download or w == "imagenet"):
                 if not download:
-                    raise DatasetNotFoundError(baselines._missing_weights_message(arch))
-                path = baselines.download_imagenet_weights(arch)
+                    raise DatasetNotFoundError(wfiles._missing_weights_message(arch))
+                path = wfiles.download_imagenet_weights(arch)
             if path.exists():
-                baselines.check_weights_file(path, arch)
+                wfiles.check_weights_file(path, arch)
                 w = "imagenet"
             else:
                 w = None
-                msg = (f"{baselines.resnet_label(arch, None)}: ImageNet weights were not found at "
+                msg = (f"{wfiles.resnet_label(arch, None)}: ImageNet weights were not found at "
                        f"{path} (not downloaded: pass download_weights=True / --download), so this "
                        f"row uses a randomly initialised {arch} and is NOT the paper's ImageNet "
                        f"baseline. Put {path.name} in {path.parent} or pass resnet_weights=PATH to "
@@ -404,9 +395,9 @@ def _resolve_resnet_weights(resnet_weights: Any, methods: list[str], notes: list
                 raise DatasetNotFoundError(
                     f"resnet weights file {path} does not exist; pass the path of a {arch} state "
                     "dict, 'auto', 'imagenet' or None (random init).")
-            baselines.check_weights_file(path, arch)
-            if not baselines.is_published_imagenet_file(arch, path):
-                notes.append(f"{baselines.resnet_label(arch, path)}: the weights in {path} are not "
+            wfiles.check_weights_file(path, arch)
+            if not wfiles.is_published_imagenet_file(arch, path):
+                notes.append(f"{wfiles.resnet_label(arch, path)}: the weights in {path} are not "
                              "torchvision's published ImageNet weights (their hash differs).")
         out[arch] = w
     return out
@@ -415,7 +406,7 @@ def _resolve_resnet_weights(resnet_weights: Any, methods: list[str], notes: list
 def _augment_arg(method: Method, dataset: Any) -> Any:
     if not method.overrides:
         return method.augment
-    from tsimcne_nb.augmentations import make_augmentation
+    from tsimcne_nb.nn.augmentations import make_augmentation
 
     size = int(dataset.image_shape[0])
     # fill stays None: the trainer sets the dataset's border colour itself
@@ -424,7 +415,7 @@ def _augment_arg(method: Method, dataset: Any) -> Any:
 
 def _features_for(method: Method, dataset: Any, seed: int, budget: Any, device: str,
                   cache: Any, progress: bool, weights: dict[str, Any]) -> np.ndarray:
-    from tsimcne_nb import baselines
+    from tsimcne_nb.eval import baselines
 
     if method.kind == "tsne-resnet":
         return baselines.imagenet_features(dataset, arch=method.arch, weights=weights[method.arch],
@@ -436,7 +427,7 @@ def _features_for(method: Method, dataset: Any, seed: int, budget: Any, device: 
 
 def _embed(method: Method, dataset: Any, seed: int, budget: Any, device: str, cache: Any,
            progress: bool, weights: dict[str, Any], n_jobs: Any) -> np.ndarray:
-    from tsimcne_nb import baselines
+    from tsimcne_nb.eval import baselines, feature_cache
 
     if method.kind == "tsne-pixels":
         return baselines.tsne_pixels(dataset, random_state=seed, n_jobs=n_jobs, cache=cache)
@@ -445,7 +436,7 @@ def _embed(method: Method, dataset: Any, seed: int, budget: Any, device: str, ca
                                      random_state=seed, device=device, cache=cache,
                                      progress=progress)
     # t-SNE of features: the map itself is cached too, keyed by the feature config
-    config = {**method.config(), "budget": baselines.describe_augment(budget),
+    config = {**method.config(), "budget": feature_cache.describe_augment(budget),
               "weights": None if method.arch is None else str(weights.get(method.arch))}
 
     def compute() -> np.ndarray:
@@ -459,7 +450,7 @@ def _embed(method: Method, dataset: Any, seed: int, budget: Any, device: str, ca
 
 def _label(method: Method, weights: dict[str, Any]) -> str:
     if method.kind == "tsne-resnet":
-        from tsimcne_nb.baselines import resnet_label
+        from tsimcne_nb.eval.weights import resnet_label
 
         return f"t-SNE {resnet_label(method.arch, weights.get(method.arch))}"
     return method.label
@@ -508,7 +499,7 @@ def compare(
     Parameters
     ----------
     dataset
-        A labelled :class:`~tsimcne_nb.datasets.core.ImageDataset`.
+        A labelled :class:`~tsimcne_nb.data.core.ImageDataset`.
     methods
         Names from :data:`METHODS` (list or comma-separated string).  Default: the
         experiment's methods, or :data:`DEFAULT_METHODS` (the paper's Table 2 rows).
@@ -544,12 +535,12 @@ def compare(
     -------
     ComparisonResult
     """
-    from tsimcne_nb.baselines import FeatureCache
-    from tsimcne_nb.evaluation import evaluate, linear_probe
+    from tsimcne_nb.eval.feature_cache import FeatureCache
+    from tsimcne_nb.eval.metrics import evaluate, linear_probe
 
     if not (hasattr(dataset, "images") and hasattr(dataset, "fingerprint")):
         raise DataError("compare needs an ImageDataset; wrap arrays with "
-                        "tsimcne_nb.datasets.core.as_dataset(images, labels).")
+                        "tsimcne_nb.data.core.as_dataset(images, labels).")
     if experiment is not None and experiment not in EXPERIMENTS:
         raise ConfigError(f"unknown experiment {experiment!r}; use one of {sorted(EXPERIMENTS)}.")
     names = _resolve_methods(methods, experiment)
@@ -611,88 +602,3 @@ def compare(
         labels=dataset.labels, class_names=list(dataset.class_names), notes=notes,
         experiment=experiment, synthetic=bool(getattr(dataset, "synthetic", False)),
     )
-
-
-_OUTPUTS = ("results.csv", "results.md", "figure.png", "manifest.json", "embeddings.npz")
-
-
-def compare_to_directory(
-    dataset: Any,
-    out_dir: str | os.PathLike,
-    *,
-    methods: Sequence[str] | str | None = None,
-    seeds: Sequence[int] | int = (0,),
-    experiment: str | None = None,
-    cache_dir: str | os.PathLike | None = None,
-    budget: Any = "quick",
-    device: str = "auto",
-    random_state: int = 0,
-    num_threads: int | str = "auto",
-    overwrite: bool = False,
-    progress: bool = True,
-    resnet_weights: Any = "auto",
-    download_weights: bool = False,
-) -> str:
-    """Run :func:`compare` and write everything to ``out_dir``.
-
-    Writes ``results.csv`` (one row per method and seed), ``results.md`` (the
-    tables and notes), ``figure.png`` (one map per method; not for the linear
-    experiment), ``embeddings.npz`` (``<method>__seed<k>`` arrays), ``manifest.json``
-    and ``metrics/<method>.json``.  Existing files are never replaced unless
-    ``overwrite=True`` (checked before any work is done).  ``cache_dir``
-    defaults to ``out_dir/cache``.
-
-    Returns
-    -------
-    str
-        The Markdown tables followed by the output folder, for printing.
-    """
-    from tsimcne_nb._io import atomic_open, atomic_write_json, atomic_write_text, preflight_outputs
-    from tsimcne_nb._torch_utils import configure_threads, describe_device, resolve_device
-    from tsimcne_nb.manifest import build_manifest
-
-    out = Path(out_dir)
-    if experiment is not None and experiment not in EXPERIMENTS:
-        raise ConfigError(f"unknown experiment {experiment!r}; use one of {sorted(EXPERIMENTS)}.")
-    names = _resolve_methods(methods, experiment)
-    # fail before hours of training, not after
-    preflight_outputs(out, [*_OUTPUTS, *(f"metrics/{m}.json" for m in names)], overwrite=overwrite)
-    threads = configure_threads(num_threads)
-    dev = resolve_device(device)
-    cache_dir = out / "cache" if cache_dir is None else Path(cache_dir)
-    t0 = time.perf_counter()
-    result = compare(dataset, methods=names, seeds=seeds, budget=budget, device=str(dev),
-                     cache_dir=cache_dir, progress=progress, resnet_weights=resnet_weights,
-                     download_weights=download_weights,
-                     experiment=experiment, random_state=random_state, n_jobs=threads)
-    elapsed = time.perf_counter() - t0
-    out.mkdir(parents=True, exist_ok=True)
-    df = result.metrics()
-    atomic_write_text(out / "results.csv", df.to_csv(index=False), overwrite=overwrite)
-    md = result.to_markdown()
-    atomic_write_text(out / "results.md", md, overwrite=overwrite)
-    if result.embeddings:
-        result.figure(path=out / "figure.png", overwrite=overwrite)
-        with atomic_open(out / "embeddings.npz", "wb", overwrite=overwrite) as fh:
-            np.savez_compressed(fh, **{f"{m}__seed{s}": e for (m, s), e in result.embeddings.items()})
-    for m in result.methods:
-        recs = [r for r in result.records if r["method"] == m]
-        summary = {k: {"mean": float(np.nanmean([r[k] for r in recs])),
-                       "sd": float(np.nanstd([r[k] for r in recs], ddof=1)) if len(recs) > 1 else None}
-                   for k in _METRIC_LABELS if k in recs[0] and np.isfinite(
-                       np.asarray([r[k] for r in recs], dtype=float)).any()}
-        atomic_write_json(out / "metrics" / f"{m}.json",
-                          {"method": m, "label": recs[0]["label"], "runs": recs, "summary": summary},
-                          overwrite=overwrite)
-    config = {"methods": names, "seeds": _resolve_seeds(seeds), "experiment": experiment,
-              "budget": budget if isinstance(budget, str) else repr(budget),
-              "random_state": random_state, "resnet_weights": str(resnet_weights),
-              "download_weights": bool(download_weights),
-              "cache_dir": str(cache_dir), "num_threads": threads}
-    manifest = build_manifest(
-        kind="comparison", config=config, dataset=dataset, seed=random_state,
-        device=describe_device(dev), timings={"total_seconds": round(elapsed, 3)},
-        extra={"notes": result.notes, "records": result.records},
-    )
-    atomic_write_json(out / "manifest.json", manifest, overwrite=overwrite)
-    return md + f"\nwrote {out.resolve()}\n"

@@ -19,7 +19,7 @@ Multi-process training
 ----------------------
 With ``gather=None`` (default) the losses detect an initialised ``torch.distributed``
 process group with more than one process and then gather all ranks' outputs with
-:func:`tsimcne_nb.distributed.gather_with_grad`: each rank uses its own points as anchors
+:func:`tsimcne_nb.nn.collectives.gather_with_grad`: each rank uses its own points as anchors
 and *all* 2N points of the global batch as candidates.  The value returned on each rank
 is ``world_size * (sum of this rank's l_i) / (2N)``; its mean over ranks equals the
 single-process loss on the concatenated batch, and DDP's gradient averaging turns the
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 from tsimcne_nb.errors import ConfigError, DataError
 
-__all__ = ["cauchy_infonce", "simclr_infonce", "byol_loss", "get_loss", "LOSSES"]
+__all__ = ["cauchy_infonce", "simclr_infonce", "byol_loss"]
 
 # Up to this many output dimensions the squared distances are computed from explicit
 # differences (exact); above it from the |a|^2 + |b|^2 - 2ab expansion, which is a
@@ -72,7 +72,7 @@ def _gather_pairs(
     z1: torch.Tensor, z2: torch.Tensor, gather: bool | None
 ) -> tuple[torch.Tensor, torch.Tensor, int, int]:
     """All ranks' views (Z1, Z2), this rank's row offset into them, and the world size."""
-    from tsimcne_nb import distributed as D
+    from tsimcne_nb.nn import collectives as D
 
     if gather is None:
         gather = D.is_distributed()
@@ -221,25 +221,3 @@ def byol_loss(
         return (term(p1, t2) + term(p2, t1)).mean()
 
 
-#: the contrastive losses by name: ``"cauchy"`` (t-SimCNE), ``"simclr"``
-LOSSES: dict[str, Callable[..., torch.Tensor]] = {
-    "cauchy": cauchy_infonce,
-    "simclr": simclr_infonce,
-}
-
-
-def get_loss(name: str) -> Callable[..., torch.Tensor]:
-    """The contrastive loss function called ``name``: ``"cauchy"`` or ``"simclr"``.
-
-    Raises
-    ------
-    ConfigError
-        For any other name.
-    """
-    try:
-        return LOSSES[name]
-    except (KeyError, TypeError):
-        raise ConfigError(
-            f"unknown loss {name!r}; valid names: {', '.join(sorted(LOSSES))} "
-            "(BYOL uses tsimcne_nb.losses.byol_loss with BYOLNet)."
-        ) from None

@@ -25,7 +25,6 @@ __all__ = [
     "make_backbone",
     "ProjectionHead",
     "ContrastiveNet",
-    "make_contrastive_net",
     "MLP",
     "BYOLNet",
 ]
@@ -372,19 +371,6 @@ class ContrastiveNet(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
 
-def make_contrastive_net(
-    backbone: str | nn.Module = "resnet18_small",
-    *,
-    out_dim: int = 128,
-    hidden: int = 1024,
-    width: int | None = None,
-    in_channels: int = 3,
-) -> ContrastiveNet:
-    """:func:`make_backbone` plus a :class:`ProjectionHead` in one :class:`ContrastiveNet`."""
-    bb = make_backbone(backbone, width=width, in_channels=in_channels)
-    return ContrastiveNet(bb, ProjectionHead(bb.out_features, hidden=hidden, out_dim=out_dim))
-
-
 class MLP(nn.Module):
     """BYOL's projector/predictor: Linear -> BatchNorm1d -> ReLU -> Linear."""
 
@@ -446,7 +432,7 @@ class BYOLNet(nn.Module):
     def forward(
         self, x1: torch.Tensor, x2: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(p1, p2, t1, t2)`` for two view batches; feed them to :func:`~tsimcne_nb.losses.byol_loss`.
+        """``(p1, p2, t1, t2)`` for two view batches; feed them to :func:`~tsimcne_nb.nn.losses.byol_loss`.
 
         Both views go through each network as one 2B batch.
         """

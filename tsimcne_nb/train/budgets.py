@@ -2,7 +2,7 @@
 
 A *budget* bundles the schedule knobs that belong together (epochs per stage, batch
 size, stage-3 learning-rate factor, warm-up, backbone).  Every knob can still be
-overridden one by one on :class:`~tsimcne_nb.training.TSimCNE`.
+overridden one by one on :class:`~tsimcne_nb.estimators.TSimCNE`.
 
 This module has no torch import: the schedule is a pure function of the step, which
 is what makes checkpoints resume exactly (nothing but the position is stored).

@@ -6,11 +6,9 @@ Imported only by modules that already need torch.
 from __future__ import annotations
 
 import os
-import random
 import warnings
 from typing import Any
 
-import numpy as np
 import torch
 
 from tsimcne_nb._threads import choose_num_threads  # noqa: F401  (re-exported: the one thread policy)
@@ -53,21 +51,6 @@ def configure_threads(requested: int | str | None = "auto") -> int:
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
     return n
-
-
-def seed_everything(seed: int | None) -> torch.Generator:
-    """Seed Python, numpy and torch; return a CPU ``torch.Generator`` seeded the same.
-
-    ``None`` draws a fresh seed (recorded by the caller in its manifest).
-    """
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy % (2**31))
-    random.seed(seed)
-    np.random.seed(seed % (2**32))  # noqa: NPY002 - seeding the legacy global RNG on purpose
-    torch.manual_seed(seed)
-    g = torch.Generator()
-    g.manual_seed(seed)
-    return g
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:

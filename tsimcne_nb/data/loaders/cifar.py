@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsimcne_nb.datasets.core import ImageDataset
-from tsimcne_nb.datasets.download import (
+from tsimcne_nb.data.core import ImageDataset
+from tsimcne_nb.data.download import (
     CIFAR10_ARCHIVE,
     CIFAR10_MD5,
     CIFAR10_URL,

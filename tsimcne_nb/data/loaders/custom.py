@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsimcne_nb.datasets.core import ImageDataset, validate_images
+from tsimcne_nb.data.core import ImageDataset, validate_images
 from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError
 
 #: file endings read as images in folders (anything else is ignored)
@@ -93,7 +93,7 @@ def from_arrays(
     """Wrap numpy arrays or torch tensors (NHWC or NCHW) into an :class:`ImageDataset`.
 
     ``size`` resizes all images to one size.  See
-    :func:`~tsimcne_nb.datasets.core.validate_images` for the accepted inputs.
+    :func:`~tsimcne_nb.data.core.validate_images` for the accepted inputs.
     """
     if isinstance(images, (list, tuple)) and images and hasattr(images[0], "shape"):
         shapes = {tuple(np.shape(im)) for im in images}

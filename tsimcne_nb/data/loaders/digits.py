@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 
 
 def load_digits(size: int | Sequence[int] | None = None) -> ImageDataset:
@@ -25,7 +25,7 @@ def load_digits(size: int | Sequence[int] | None = None) -> ImageDataset:
     """
     from sklearn.datasets import load_digits as _sk_load_digits
 
-    from tsimcne_nb.datasets.custom import resize_images
+    from tsimcne_nb.data.loaders.custom import resize_images
 
     bunch = _sk_load_digits()
     grey = np.clip(bunch.images * 16, 0, 255).astype(np.uint8)

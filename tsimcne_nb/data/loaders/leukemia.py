@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 
 from tsimcne_nb._io import atomic_open
-from tsimcne_nb.datasets.core import ImageDataset
-from tsimcne_nb.datasets.custom import _size_hw, read_image
-from tsimcne_nb.datasets.download import LEUKEMIA_URL
+from tsimcne_nb.data.core import ImageDataset
+from tsimcne_nb.data.download import LEUKEMIA_URL
+from tsimcne_nb.data.loaders.custom import _size_hw, read_image
 from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError
 
 FOLDER = "AML-Cytomorphology_LMU"

@@ -4,7 +4,7 @@ The files are the official ``<flag>.npz`` (28 px) and ``<flag>_<size>.npz``
 (64, 128, 224 px) with the keys ``{train,val,test}_{images,labels}``.  The
 ``medmnist`` package is not used: its classes assert the official sample counts
 and create ``~/.medmnist`` at import time.  The tables here and in
-:mod:`tsimcne_nb.datasets.download` (URLs, MD5s, split sizes, label names) are compared
+:mod:`tsimcne_nb.data.download` (URLs, MD5s, split sizes, label names) are compared
 with ``medmnist.INFO`` by ``tests/test_medmnist_info.py`` (``medmnist`` is in the ``dev`` extra).
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tsimcne_nb.datasets.core import ImageDataset
-from tsimcne_nb.datasets.download import (
+from tsimcne_nb.data.core import ImageDataset
+from tsimcne_nb.data.download import (
     MEDMNIST_FLAGS,
     MEDMNIST_MD5,
     MEDMNIST_SIZES,

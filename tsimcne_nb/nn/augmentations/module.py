@@ -40,7 +40,6 @@ rather than PIL's rounded histogram mean.
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -50,32 +49,17 @@ import torch
 import torch.nn.functional as F
 
 from tsimcne_nb.errors import ConfigError, DataError
-
-__all__ = ["Augmentation", "PRESETS", "affine_grid", "make_augmentation", "two_views"]
-
-#: ITU-R 601-2 luma weights, as PIL's ``convert("L")``
-_LUMA = (0.299, 0.587, 0.114)
-
-#: sampling matrices (output -> input, x = column, y = row) of torch.rot90(img, k, dims=(-2, -1))
-_ROT90 = torch.tensor(
-    [[[1, 0], [0, 1]], [[0, -1], [1, 0]], [[-1, 0], [0, -1]], [[0, 1], [-1, 0]]],
-    dtype=torch.float64,
+from tsimcne_nb.nn.augmentations.ops import (
+    _CROP_ATTEMPTS,
+    _ROT90,
+    _gray,
+    _pair,
+    _prob,
+    _shift_hue,
+    affine_grid,
 )
 
-#: number of attempts of torchvision's RandomResizedCrop.get_params before its fallback
-_CROP_ATTEMPTS = 10
-
-#: preset name -> parameter values that differ from the Augmentation defaults
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "rot90": {"vflip_p": 0.5, "rot90": True},
-    "randrot": {
-        "vflip_p": 0.5,
-        "rot90": True,
-        "rotation_degrees": 45.0,
-        "rotate_before_crop": True,
-    },
-}
+__all__ = ['Augmentation']
 
 _PARAM_NAMES = (
     "size",
@@ -95,23 +79,6 @@ _PARAM_NAMES = (
     "grayscale_p",
     "rotate_before_crop",
 )
-
-
-def _prob(name: str, value: Any) -> None:
-    if (
-        not isinstance(value, (int, float))
-        or isinstance(value, bool)
-        or not 0.0 <= float(value) <= 1.0
-    ):
-        raise ConfigError(f"{name} must be a probability in [0, 1]; got {value!r}.")
-
-
-def _pair(name: str, value: Any) -> tuple[float, float]:
-    try:
-        lo, hi = (float(v) for v in value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{name} must be a pair (low, high) of numbers; got {value!r}.") from exc
-    return lo, hi
 
 
 class Augmentation(torch.nn.Module):
@@ -473,7 +440,7 @@ class Augmentation(torch.nn.Module):
             if images.shape[-1] != 3:
                 raise DataError(
                     f"uint8 images must be NHWC (B, H, W, 3) as stored; got shape {tuple(images.shape)}. "
-                    "Convert grayscale/RGBA with tsimcne_nb.datasets.core.validate_images first."
+                    "Convert grayscale/RGBA with tsimcne_nb.data.core.validate_images first."
                 )
             # permute of NHWC is already channels_last; the division keeps that layout
             return images.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)
@@ -595,108 +562,3 @@ class Augmentation(torch.nn.Module):
                 else:  # no host synchronisation on accelerators
                     x = torch.where(sel.view(B, 1, 1, 1), _shift_hue(x, hue), x)
         return x
-
-
-def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """``F.affine_grid(theta, (B, C, height, width), align_corners=False)``, computed faster.
-
-    torch's version first materialises a (B, H, W, 3) base grid (most of the
-    geometric cost on the CPU); one (H*W, 3) x (3, 2B) matrix product gives the same
-    grid.
-    """
-    B = theta.shape[0]
-    dt, dev = theta.dtype, theta.device
-    xs = (torch.arange(width, dtype=dt, device=dev) * 2 + 1) / width - 1
-    ys = (torch.arange(height, dtype=dt, device=dev) * 2 + 1) / height - 1
-    base = torch.stack(
-        [xs.view(1, width).expand(height, width), ys.view(height, 1).expand(height, width)], -1
-    )
-    base = torch.cat([base, torch.ones(height, width, 1, dtype=dt, device=dev)], -1)
-    grid = base.view(height * width, 3) @ theta.permute(2, 0, 1).reshape(3, B * 2)
-    return grid.view(height, width, B, 2).permute(2, 0, 1, 3).contiguous()
-
-
-def _gray(x: torch.Tensor) -> torch.Tensor:
-    """ITU-R 601-2 luma of (B, 3, H, W) -> (B, 1, H, W)."""
-    r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
-    return _LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b
-
-
-def _shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
-    """Shift the hue of (B, 3, H, W) images by ``shift`` (B,) turns via HSV, vectorised."""
-    r, g, b = x[:, 0], x[:, 1], x[:, 2]
-    maxc = torch.maximum(torch.maximum(r, g), b)
-    minc = torch.minimum(torch.minimum(r, g), b)
-    delta = maxc - minc
-    grey = delta == 0
-    sat = delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc))
-    d = torch.where(grey, torch.ones_like(delta), delta)
-    rc, gc, bc = (maxc - r) / d, (maxc - g) / d, (maxc - b) / d
-    h = torch.where(maxc == r, bc - gc, torch.where(maxc == g, 2.0 + rc - bc, 4.0 + gc - rc))
-    h = torch.where(grey, torch.zeros_like(h), h)
-    h = torch.remainder(h / 6.0 + shift.view(-1, 1, 1), 1.0)
-    # hsv -> rgb: c_n = v - v s clamp(min(k, 4 - k), 0, 1), k = (n + 6 h) mod 6, n = 5, 3, 1
-    n = torch.tensor([5.0, 3.0, 1.0], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    kk = torch.remainder(n + 6.0 * h.unsqueeze(1), 6.0)
-    w = torch.clamp(torch.minimum(kk, 4.0 - kk), 0.0, 1.0)
-    v = maxc.unsqueeze(1)
-    return (v - v * sat.unsqueeze(1) * w).clamp_(0.0, 1.0)
-
-
-def make_augmentation(
-    preset: str | Augmentation, size: int, fill: Sequence[float] | None = None, **overrides: Any
-) -> Augmentation:
-    """Build an :class:`Augmentation` from a preset name and ablation overrides.
-
-    Parameters
-    ----------
-    preset : {"default", "rot90", "randrot"} or Augmentation
-        A name in :data:`PRESETS`, or an existing augmentation (then a copy is
-        returned: its own ``size`` is kept, ``fill`` is used only if it has none).
-    size : int
-        Output size in pixels (normally the image size).
-    fill : sequence of 3 floats in [0, 255], optional
-        Corner colour for rotations, normally ``dataset.border_color()``.
-    **overrides
-        Any :class:`Augmentation` parameter, e.g. the paper's Table 4 ablations
-        ``crop=False``, ``jitter_p=0``, ``grayscale_p=0``.
-
-    Returns
-    -------
-    Augmentation
-    """
-    valid = [n for n in _PARAM_NAMES if n not in ("size", "fill")]
-    unknown = sorted(set(overrides) - set(valid))
-    if unknown:
-        raise ConfigError(f"unknown augmentation override(s) {unknown}; valid ones are {valid}.")
-    if fill is not None and hasattr(fill, "tolist"):
-        fill = fill.tolist()
-    if isinstance(preset, Augmentation):
-        cfg = preset.to_config()
-        if cfg["fill"] is None and fill is not None:
-            cfg["fill"] = [float(v) for v in fill]
-        cfg.update(overrides)
-        return Augmentation.from_config(cfg)
-    if not isinstance(preset, str) or preset not in PRESETS:
-        raise ConfigError(
-            f"unknown augmentation preset {preset!r}; use one of {sorted(PRESETS)} or an Augmentation."
-        )
-    kwargs: dict[str, Any] = copy.deepcopy(PRESETS[preset])
-    kwargs.update(overrides)
-    return Augmentation(
-        size=size, fill=None if fill is None else tuple(float(v) for v in fill), **kwargs
-    )
-
-
-def two_views(
-    aug: Augmentation, images: Any, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Two independent views of each image as one ``(2B, 3, S, S)`` batch ``[view1; view2]``.
-
-    Both views come from one call (one grid_sample over the duplicated batch),
-    so view ``i`` and view ``B + i`` are the positive pair of image ``i``.
-    """
-    x = Augmentation._to_float_nchw(images)
-    x2 = torch.cat([x, x], dim=0)
-    params = aug.sample_params(x2.shape[0], generator, x.shape[2], x.shape[3])
-    return aug._apply(x2, params)
