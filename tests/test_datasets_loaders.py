@@ -204,7 +204,7 @@ def test_pcam_split_and_resize(tmp_path):
     data = write_pcam(tmp_path)
     ds = load_dataset("pcam", root=tmp_path, split="val", size=32)
     assert ds.is_lazy and ds.image_shape == (32, 32, 3) and len(ds) == 4
-    from tsimcne_nb.data.loaders.custom import resize_images
+    from tsimcne_nb.data.resize import resize_images
 
     np.testing.assert_array_equal(ds.images[[3, 1]], resize_images(data["valid"][0][[3, 1]], 32))
     assert ds.name == "pcam-valid_32"

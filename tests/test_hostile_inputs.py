@@ -84,7 +84,7 @@ def _check_images(out) -> None:
 @_settings("validate_images")
 @given(arrays())
 def test_validate_images_on_random_arrays(arr):
-    from tsimcne_nb.data.core import validate_images
+    from tsimcne_nb.validation import validate_images
 
     out = _ok_or_clear_error(validate_images, arr)
     if out is not None:
@@ -122,7 +122,7 @@ def image_lists(draw):
 @_settings("image_lists")
 @given(image_lists())
 def test_lists_of_images_are_accepted_or_refused_clearly(items):
-    from tsimcne_nb.data.core import validate_images
+    from tsimcne_nb.validation import validate_images
 
     out = _ok_or_clear_error(validate_images, items)
     if out is not None:
@@ -133,7 +133,7 @@ def test_lists_of_images_are_accepted_or_refused_clearly(items):
 @_settings("validate_labels")
 @given(arrays(max_dims=3, max_side=8), st.integers(0, 8))
 def test_validate_labels_on_random_arrays(labels, n):
-    from tsimcne_nb.data.core import validate_labels
+    from tsimcne_nb.validation import validate_labels
 
     out = _ok_or_clear_error(validate_labels, labels, n)
     if out is not None:

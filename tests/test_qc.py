@@ -158,7 +158,7 @@ def test_feature_closure_is_relative_to_ordinary_neighbourhoods():
     assert abs(ordinary) < 1.0
     assert random_set < -1.0
     # a precomputed neighbour graph gives the same answer
-    knn = qc._feature_knn(feats, 10, "euclidean")
+    knn = report_module._feature_knn(feats, 10, "euclidean")
     again = qc.feature_closure(feats, [np.flatnonzero(truth)], metric="euclidean", knn=knn)
     assert again[0] == pytest.approx(planted)
     with pytest.raises(ConfigError, match="k \\(neighbours"):
@@ -487,7 +487,7 @@ def test_qc_report_ranks_tags_and_exports(tmp_path):
     report = qc.qc_report(ds, emb, min_evidence=1.0)
     g = report.groups
     assert list(g["rank"]) == list(range(1, len(g) + 1))
-    assert set(g["kind"]) <= set(qc.KINDS)
+    assert set(g["kind"]) <= set(report_module.KINDS)
     assert list(g["evidence"]) == sorted(g["evidence"], reverse=True)
     top = g.iloc[0]
     assert top["kind"] == "tight-cluster"
@@ -496,7 +496,7 @@ def test_qc_report_ranks_tags_and_exports(tmp_path):
     assert {tuple(sorted(m)) for m in g.loc[g["kind"] == "exact-duplicate", "members"]} == {(4, 5)}
     # suggested tags: the exact pair keeps one copy; the tight cluster is suggested for review
     assert report.tags.loc[4, "tag"] == "keep" and report.tags.loc[5, "tag"] == "duplicate"
-    assert set(report.tags["tag"]) <= set(qc.TAGS)
+    assert set(report.tags["tag"]) <= set(report_module.TAGS)
     assert (report.tags.loc[np.flatnonzero(truth), "tag"] != "keep").mean() >= 0.9
     excl = report.exclusion_list()
     assert set(excl["index"]) == set(np.flatnonzero(report.tags["tag"] != "keep"))
@@ -658,7 +658,7 @@ def test_qc_to_directory_several_maps_side_by_side(tmp_path, monkeypatch):
     for m in rec:  # each folder's own recovery.json agrees with the combined one
         assert json.loads((tmp_path / "qc" / m / "recovery.json").read_text()) == rec[m]
     lines = out.splitlines()
-    assert "tsimcne map" in lines[1] and "tsne-pixels map" in lines[1] and "SYNTHETIC" in lines[1]
+    assert "tsimcne map" in lines[1] and "tsne-pixels map" in lines[1] and "(synthetic)" in lines[1]
     dup = rec["tsimcne"]["duplicates"], rec["tsne-pixels"]["duplicates"]
     assert lines[2].startswith("15 injected duplicates")
     assert lines[2].split()[3:] == ["P", f"{dup[0]['precision']:.2f}", "R", f"{dup[0]['recall']:.2f}",

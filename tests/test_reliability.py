@@ -19,12 +19,13 @@ import pytest
 import torch
 
 from tsimcne_nb.cli import main
-from tsimcne_nb.data.core import ImageDataset, validate_images
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.errors import ConfigError, DataError, ModelFileError
 from tsimcne_nb.estimators import TSimCNE
 from tsimcne_nb.modelfile import read_file, write_file
 from tsimcne_nb.pipelines.fit import FIT_OUTPUTS, fit_to_directory
 from tsimcne_nb.train.checkpoints import list_checkpoints
+from tsimcne_nb.validation import validate_images
 
 FIT = dict(total_epochs=(1, 1, 1), backbone="resnet18_w4", batch_size=16, device="cpu",
            num_threads=1, progress=False, projection_hidden=32, pretrain_dim=8)

@@ -42,7 +42,14 @@ def main() -> None:
     p.add_argument("--log", default=None)
     a = p.parse_args()
 
-    import tsimcne_nb.estimators as T
+    from types import SimpleNamespace
+
+    from tsimcne_nb.estimators import TSimCNE
+    from tsimcne_nb.train.feed import _infer
+    from tsimcne_nb.train.loop import _Trainer
+
+    # the pieces this prototype patches, under the one name it used before the layers split
+    T = SimpleNamespace(TSimCNE=TSimCNE, _Trainer=_Trainer, _infer=_infer)
     from tsimcne_nb.data.synthetic.generator import make_synthetic_blood
     from tsimcne_nb.eval.metrics import evaluate, knn_accuracy
 

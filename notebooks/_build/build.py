@@ -175,7 +175,8 @@ def quickstart():
         a class vary?
         '''),
         code('''
-        from tsimcne_nb import figures, load_dataset
+        from tsimcne_nb import load_dataset
+        from tsimcne_nb import viz as figures
 
         dataset = load_dataset("synthetic-blood", n=int(SUBSET or N_IMAGES), random_state=SEED)
         TAG = " [SYNTHETIC data]"
@@ -309,7 +310,7 @@ def quickstart():
         code('''
         from sklearn.neighbors import KNeighborsClassifier
 
-        from tsimcne_nb.data.synthetic.generator import make_synthetic_blood
+        from tsimcne_nb import make_synthetic_blood
 
         new = make_synthetic_blood(n=30, random_state=SEED + 1)
         new_xy = loaded.transform(new.images)
@@ -360,7 +361,7 @@ COMPARE_PRESETS = True  # also train the other two presets and t-SNE of pixels (
         class (staining, focus, size)? The map will reflect both.
         '''),
         code('''
-        from tsimcne_nb import figures
+        from tsimcne_nb import viz as figures
 
         figures.contact_sheet(dataset, n_per_class=10, title=f"{dataset.name}: examples per class{TAG}")
         '''),
@@ -909,7 +910,8 @@ OUT_DIR = "qc-output" # exclusion lists are written here
         in the metadata (`qc_injected`), so we can score the detectors afterwards.
         '''),
         code('''
-        from tsimcne_nb import figures, qc
+        from tsimcne_nb import qc
+        from tsimcne_nb import viz as figures
 
         with_duplicates = qc.inject_duplicates(dataset, k=N_DUPLICATES, random_state=SEED)
         with_artefacts = qc.inject_artefacts(dataset, m=N_ARTEFACTS, random_state=SEED)

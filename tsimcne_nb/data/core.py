@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tsimcne_nb._indices import take_rows
 from tsimcne_nb._io import array_fingerprint
 from tsimcne_nb.errors import DataError
+from tsimcne_nb.validation import _is_lazy, validate_images, validate_labels
 
 #: images are processed in chunks of this many along the first axis when lazy
 CHUNK = 4096
@@ -26,9 +28,20 @@ CHUNK = 4096
 #: given one class name per value up to the largest
 _MAX_DENSE_LABEL = 1024
 
+#: the one word that marks synthetic (generated) data in every name, title and table
+SYNTHETIC_LABEL = "synthetic"
 
-def _is_lazy(images: Any) -> bool:
-    return not isinstance(images, np.ndarray)
+
+def synthetic_title(text: str, synthetic: bool) -> str:
+    """``text`` marked as synthetic, ``"<text> (synthetic)"``, where the data are synthetic and
+    the text does not say so already; otherwise ``text`` unchanged.
+
+    Every figure title, table header and report line of the package goes through this, so
+    synthetic data are labelled the same way everywhere.
+    """
+    if synthetic and SYNTHETIC_LABEL not in text.lower():
+        return f"{text} ({SYNTHETIC_LABEL})" if text else SYNTHETIC_LABEL
+    return text
 
 
 def iter_chunks(images: Any, chunk: int = CHUNK):
@@ -36,206 +49,6 @@ def iter_chunks(images: Any, chunk: int = CHUNK):
     n = len(images)
     for start in range(0, n, chunk):
         yield start, np.asarray(images[start : start + chunk])
-
-
-def _image_from_element(el: Any, i: int, name: str) -> np.ndarray:
-    """One element of a list of images as an (H, W, C) array (C = 3, or the source depth)."""
-    if type(el).__module__.startswith("PIL.") and hasattr(el, "mode"):
-        if el.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
-            arr = np.asarray(el)  # keep the depth: 16-bit values are checked like a 16-bit array
-        elif el.mode in ("L", "RGB", "RGBA"):
-            arr = np.asarray(el)
-        else:
-            arr = np.asarray(el.convert("RGB"))
-    elif hasattr(el, "detach") and hasattr(el, "cpu"):
-        arr = el.detach().cpu().numpy()
-        if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
-            arr = np.moveaxis(arr, 0, -1)  # torch CHW -> HWC
-    elif isinstance(el, np.ndarray):
-        arr = el
-    else:
-        raise DataError(
-            f"element {i} of the list {name} is a {type(el).__name__}; a list of images must hold "
-            "PIL images or (H, W) / (H, W, C) arrays or tensors."
-        )
-    if arr.dtype == object or arr.ndim not in (2, 3):
-        raise DataError(
-            f"element {i} of the list {name} has shape {arr.shape} and dtype {arr.dtype}; each image "
-            "must be (H, W) or (H, W, C)."
-        )
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    c = arr.shape[-1]
-    if c == 1:
-        arr = np.repeat(arr, 3, axis=-1)
-    elif c == 4:
-        arr = arr[..., :3]
-    elif c != 3:
-        raise DataError(
-            f"element {i} of the list {name} has shape {arr.shape}; images need 1, 3 or 4 channels "
-            "in the last axis."
-        )
-    return arr
-
-
-def _stack_list(images: Sequence[Any], name: str) -> np.ndarray:
-    """A list/tuple of PIL images, arrays or tensors -> one (N, H, W, 3) array."""
-    if len(images) == 0:
-        raise DataError(f"{name} is an empty list; pass at least one image.")
-    arrays = [_image_from_element(el, i, name) for i, el in enumerate(images)]
-    shapes = sorted({a.shape[:2] for a in arrays})
-    if len(shapes) > 1:
-        raise DataError(
-            f"the images in the list {name} have different sizes ({', '.join(f'{h}x{w}' for h, w in shapes[:3])}"
-            f"{', ...' if len(shapes) > 3 else ''}); resize them to one size first "
-            "(tsimcne_nb.data.loaders.custom.from_arrays(images, size=S) does it)."
-        )
-    return np.stack(arrays)
-
-
-def validate_images(images: Any, name: str = "images") -> Any:
-    """Check images are uint8 (N, H, W, 3); convert the common fixable cases.
-
-    Accepted and converted: torch tensors; lists or tuples of PIL images, arrays or
-    tensors of one size; (N, H, W) grayscale (replicated to RGB); (N, H, W, 1)
-    (replicated); (N, H, W, 4) RGBA (alpha dropped); float arrays in [0, 1] or
-    [0, 255] (scaled/rounded to uint8); integer arrays within [0, 255].  A single
-    (H, W, 3) image without a batch axis is refused with a message saying so
-    (``images[None]``).  Everything else raises :class:`DataError` with a message
-    that says how to fix it.
-    """
-    if isinstance(images, (list, tuple)):
-        images = _stack_list(images, name)
-    elif type(images).__module__.startswith("PIL.") and hasattr(images, "mode"):
-        raise DataError(
-            f"{name} is one PIL image; pass a list of images ([image]) or an array "
-            "(np.asarray(image)[None])."
-        )
-    elif not (isinstance(images, np.ndarray) or hasattr(images, "__array__") or all(
-        hasattr(images, a) for a in ("shape", "dtype", "__len__", "__getitem__")
-    )):
-        raise DataError(
-            f"{name} must be a numpy array (N, H, W, 3), a torch tensor, a list of images or an "
-            f"array-like with shape, dtype and indexing; got a {type(images).__name__}."
-        )
-    if hasattr(images, "detach") and hasattr(images, "cpu"):  # torch.Tensor, without importing torch
-        images = images.detach().cpu().numpy()
-        if images.ndim == 4 and images.shape[1] in (1, 3, 4) and images.shape[-1] not in (1, 3, 4):
-            images = np.moveaxis(images, 1, -1)  # torch NCHW -> NHWC
-    if _is_lazy(images):
-        shape = tuple(getattr(images, "shape", ()))
-        dtype = np.dtype(getattr(images, "dtype", "O"))
-        if len(shape) != 4 or shape[-1] != 3 or dtype != np.uint8:
-            raise DataError(
-                f"lazy {name} must be uint8 with shape (N, H, W, 3); got dtype {dtype} shape {shape}. "
-                "Wrap the source so that it yields RGB uint8 images, or load it into a numpy array."
-            )
-        return images
-    arr = np.asarray(images)
-    if arr.dtype == object:
-        raise DataError(
-            f"{name} has dtype object (images of different sizes?). Resize all images to one size "
-            "and stack them into a (N, H, W, 3) uint8 array."
-        )
-    if arr.ndim == 3 and arr.shape[-1] in (3, 4) and min(arr.shape[:2]) > 4:
-        raise DataError(
-            f"{name} has shape {arr.shape}: one (H, W, C) image without a batch axis? Pass "
-            f"images[None] (shape (1, {', '.join(map(str, arr.shape))})) for one image. Grayscale "
-            "images are (N, H, W) with a width above 4."
-        )
-    if arr.ndim == 3:
-        arr = arr[..., None]
-    if arr.ndim != 4:
-        raise DataError(
-            f"{name} must have shape (N, H, W, C) (or (N, H, W) for grayscale); got shape {arr.shape}. "
-            "A single image needs a leading batch axis: images[None]."
-        )
-    if arr.shape[0] == 0:
-        raise DataError(f"{name} is empty (shape {arr.shape}); pass at least one image.")
-    if 0 in arr.shape:
-        raise DataError(f"{name} has shape {arr.shape}: images need at least one pixel and channel.")
-    c = arr.shape[-1]
-    if c not in (1, 3, 4):
-        if arr.shape[1] in (1, 3, 4):
-            raise DataError(
-                f"{name} looks channels-first, shape {arr.shape}; pass channels-last (N, H, W, C): "
-                "np.moveaxis(images, 1, -1)."
-            )
-        raise DataError(
-            f"{name} must have 1, 3 or 4 channels in the last axis; got shape {arr.shape}."
-        )
-    if np.issubdtype(arr.dtype, np.floating):
-        if not np.all(np.isfinite(arr)):
-            bad = int(np.count_nonzero(~np.isfinite(arr).reshape(len(arr), -1).all(axis=1)))
-            raise DataError(
-                f"{name} contains NaN or infinite values ({bad} images affected). "
-                "Remove or repair those images first."
-            )
-        lo, hi = float(arr.min()), float(arr.max())
-        if lo < 0 or hi > 255:
-            raise DataError(
-                f"float {name} must lie in [0, 1] or [0, 255]; got values in [{lo:g}, {hi:g}]. "
-                "Undo any normalisation (mean/std) before passing images."
-            )
-        scale = 255.0 if hi <= 1.0 else 1.0
-        arr = np.clip(np.rint(arr * scale), 0, 255).astype(np.uint8)
-    elif arr.dtype == np.bool_:
-        arr = arr.astype(np.uint8) * 255
-    elif np.issubdtype(arr.dtype, np.integer):
-        if arr.dtype != np.uint8:
-            lo, hi = int(arr.min()), int(arr.max())
-            if lo < 0 or hi > 255:
-                raise DataError(
-                    f"integer {name} must lie in [0, 255] for uint8 images; got dtype {arr.dtype} with "
-                    f"values in [{lo}, {hi}]. Rescale (e.g. 16-bit microscopy: images // 257) first."
-                )
-            arr = arr.astype(np.uint8)
-    else:
-        raise DataError(f"{name} has unsupported dtype {arr.dtype}; pass uint8 (or float in [0, 1]).")
-    if c == 1:
-        arr = np.repeat(arr, 3, axis=-1)
-    elif c == 4:
-        arr = arr[..., :3]
-    return arr
-
-
-def validate_labels(labels: Any, n: int) -> np.ndarray | None:
-    """Return labels as int64 (N,) or None; raise DataError on mismatch or bad values."""
-    if labels is None:
-        return None
-    if hasattr(labels, "detach") and hasattr(labels, "cpu"):
-        labels = labels.detach().cpu().numpy()
-    lab = np.asarray(labels)
-    if lab.ndim == 0:
-        raise DataError(
-            f"labels must be one integer per image, shape (N,); got a single value ({lab!r}). "
-            "Pass a list or array with one label per image."
-        )
-    if lab.ndim > 1:
-        if lab.size != lab.shape[0]:
-            raise DataError(
-                f"labels must be one integer per image, shape (N,) or (N, 1); got shape {lab.shape}. "
-                "Multi-label data: pick one column (labels[:, k])."
-            )
-        lab = lab.reshape(-1)
-    if len(lab) != n:
-        raise DataError(
-            f"labels ({len(lab)}) do not match images ({n}): there must be exactly one label per image."
-        )
-    if np.issubdtype(lab.dtype, np.floating):
-        if not np.all(np.isfinite(lab)):
-            raise DataError("labels contain NaN or infinite values; use an integer class per image.")
-        if not np.all(lab == np.round(lab)):
-            raise DataError("labels must be integer class indices; got non-integer floats.")
-    elif not (np.issubdtype(lab.dtype, np.integer) or lab.dtype == np.bool_):
-        raise DataError(
-            f"labels must be integer class indices; got dtype {lab.dtype}. Strings: "
-            "codes, names = pd.factorize(labels) and pass class_names=list(names)."
-        )
-    lab = lab.astype(np.int64)
-    if lab.size and lab.min() < 0:
-        raise DataError(f"labels must be >= 0; got minimum {lab.min()}.")
-    return lab
 
 
 @dataclass
@@ -314,9 +127,7 @@ class ImageDataset:
     @property
     def title(self) -> str:
         """The name for figure titles and messages, marked synthetic (once) where the data are."""
-        if self.synthetic and "synthetic" not in self.name.lower():
-            return f"synthetic {self.name}"
-        return self.name
+        return synthetic_title(self.name, self.synthetic)
 
     def __repr__(self) -> str:
         kind = "synthetic " if self.synthetic else ""
@@ -386,15 +197,8 @@ class ImageDataset:
         if idx.size and (idx.min() < -len(self) or idx.max() >= len(self)):
             raise IndexError(f"subset indices out of range for a dataset of {len(self)} images")
         if self.is_lazy:
-            # h5py needs increasing indices: read sorted, then restore the requested order
-            order = np.argsort(idx, kind="stable")
-            sorted_idx = idx[order]
-            uniq, inverse = np.unique(sorted_idx, return_inverse=True)
-            block = np.concatenate(
-                [np.asarray(self.images[uniq[s : s + CHUNK]]) for s in range(0, len(uniq), CHUNK)]
-            ) if len(uniq) else np.empty((0, *self.image_shape), np.uint8)
-            imgs = np.empty((len(idx), *self.image_shape), np.uint8)
-            imgs[order] = block[inverse]
+            imgs = take_rows(self.images, idx, chunk=CHUNK) if idx.size else (
+                np.empty((0, *self.image_shape), np.uint8))
         else:
             imgs = self.images[idx]
         return ImageDataset(
@@ -469,18 +273,16 @@ class ImageDataset:
         return (total / max(count, 1)).astype(np.float32)
 
     def resize(self, size: int | tuple[int, int], name: str | None = None) -> ImageDataset:
-        """A new in-memory dataset with every image resized to ``size`` (antialiased bilinear)."""
-        from PIL import Image
+        """A new in-memory dataset with every image resized to ``size`` (antialiased bilinear,
+        :func:`tsimcne_nb.data.resize.resize_images` with ``method="bilinear"``)."""
+        from tsimcne_nb.data.resize import resize_images
 
         hw = (size, size) if isinstance(size, int) else tuple(size)
         if tuple(self.image_shape[:2]) == hw:
             return self
         out = np.empty((len(self), hw[0], hw[1], 3), np.uint8)
         for start, block in iter_chunks(self.images):
-            for j, img in enumerate(block):
-                out[start + j] = np.asarray(
-                    Image.fromarray(img).resize((hw[1], hw[0]), Image.Resampling.BILINEAR)
-                )
+            out[start : start + len(block)] = resize_images(np.asarray(block), hw, method="bilinear")
         return ImageDataset(
             out, self.labels, list(self.class_names), self.metadata.copy(),
             name or self.name, self.synthetic,

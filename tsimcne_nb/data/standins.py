@@ -35,15 +35,22 @@ cifar10    ``cifar10/cifar-10-batches-py/{data_batch_1..5,test_batch,batches.met
 from __future__ import annotations
 
 import os
-import pickle
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from tsimcne_nb._io import atomic_open, atomic_write_text, check_can_write
+from tsimcne_nb._io import atomic_write_text, check_can_write
 from tsimcne_nb.data.core import ImageDataset
+from tsimcne_nb.data.formats import (
+    pcam_file_name,
+    write_cifar_batch,
+    write_cifar_meta,
+    write_medmnist_npz,
+    write_pcam_h5,
+    write_rgba_tiff,
+)
 from tsimcne_nb.errors import ConfigError
 
 __all__ = [
@@ -309,15 +316,12 @@ def _write_medmnist(name: str, spec: dict[str, Any], folder: Path, images: np.nd
         # the official files hold labels as (N, 1) uint8
         arrays[f"{split}_labels"] = labels[start : start + m].astype(np.uint8).reshape(-1, 1)
         start += m
-    with atomic_open(folder / fname, "wb", overwrite=overwrite) as fh:
-        np.savez_compressed(fh, **arrays)
+    write_medmnist_npz(folder / fname, arrays, overwrite=overwrite)
     return [fname]
 
 
 def _write_pcam(name: str, spec: dict[str, Any], folder: Path, images: np.ndarray,
                 labels: np.ndarray, overwrite: bool) -> list[str]:
-    import h5py
-
     sizes = _split_counts(len(images), spec["splits"])
     files, start = [], 0
     for split, m in zip(("train", "valid", "test"), sizes, strict=True):
@@ -325,21 +329,14 @@ def _write_pcam(name: str, spec: dict[str, Any], folder: Path, images: np.ndarra
         y = labels[start : start + m].astype(np.uint8).reshape(-1, 1, 1, 1)
         start += m
         for kind, arr in (("x", x), ("y", y)):
-            fname = f"camelyonpatch_level_2_split_{split}_{kind}.h5"
-            with atomic_open(folder / fname, "w+b", overwrite=overwrite) as fh, \
-                    h5py.File(fh, "w") as f:
-                # the real files are chunked one image at a time and compressed
-                f.create_dataset(kind, data=arr, chunks=(1, *arr.shape[1:]), compression="gzip")
+            fname = pcam_file_name(split, kind)
+            write_pcam_h5(folder / fname, kind, arr, overwrite=overwrite)
             files.append(fname)
     return files
 
 
 def _write_leukemia(name: str, spec: dict[str, Any], folder: Path, images: np.ndarray,
                     labels: np.ndarray, overwrite: bool) -> list[str]:
-    import io
-
-    from PIL import Image
-
     base = folder / "AML-Cytomorphology_LMU"
     abbrs = [real for real, _, _ in spec["classes"]]
     numbers = dict.fromkeys(abbrs, 0)
@@ -350,11 +347,7 @@ def _write_leukemia(name: str, spec: dict[str, Any], folder: Path, images: np.nd
         # the release stores RGBA TIFFs and has at least one doubled extension
         suffix = ".tiff.tiff" if not files else ".tiff"
         rel = f"{abbr}/{abbr}_{numbers[abbr]:04d}{suffix}"
-        rgba = np.concatenate([img, np.full((*img.shape[:2], 1), 255, np.uint8)], axis=-1)
-        buf = io.BytesIO()
-        Image.fromarray(rgba, "RGBA").save(buf, format="TIFF")
-        with atomic_open(base / rel, "wb", overwrite=overwrite) as fh:
-            fh.write(buf.getvalue())
+        write_rgba_tiff(base / rel, img, overwrite=overwrite)
         files.append(f"AML-Cytomorphology_LMU/{rel}")
         notes.append(f"{rel} {abbr}")
     atomic_write_text(base / "annotations.dat", "\n".join(notes) + "\n", overwrite=overwrite)
@@ -380,15 +373,11 @@ def _write_cifar10(name: str, spec: dict[str, Any], folder: Path, images: np.nda
     for fname, idx in batches:
         # rows of 3072 bytes: the R, G and B planes one after another (channel-major)
         data = np.ascontiguousarray(images[idx].transpose(0, 3, 1, 2).reshape(len(idx), -1))
-        obj = {"batch_label": f"{fname} (SYNTHETIC stand-in)", "labels": [int(v) for v in labels[idx]],
-               "data": data, "filenames": [f"synthetic_standin_{i}.png" for i in idx]}
-        with atomic_open(base / fname, "wb", overwrite=overwrite) as fh:
-            pickle.dump(obj, fh, protocol=2)
+        write_cifar_batch(base / fname, data, labels[idx], f"{fname} (SYNTHETIC stand-in)",
+                          [f"synthetic_standin_{i}.png" for i in idx], overwrite=overwrite)
         files.append(f"cifar-10-batches-py/{fname}")
-    meta = {"num_cases_per_batch": len(batches[0][1]), "num_vis": 3072,
-            "label_names": [real for real, _, _ in spec["classes"]]}
-    with atomic_open(base / "batches.meta", "wb", overwrite=overwrite) as fh:
-        pickle.dump(meta, fh, protocol=2)
+    write_cifar_meta(base / "batches.meta", [real for real, _, _ in spec["classes"]],
+                     len(batches[0][1]), overwrite=overwrite)
     return [*files, "cifar-10-batches-py/batches.meta"]
 
 

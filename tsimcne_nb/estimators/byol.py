@@ -9,11 +9,12 @@ from typing import Any
 
 import torch
 
-from tsimcne_nb.estimators.base import _check_float, _check_int, _ContrastiveLearner
+from tsimcne_nb.estimators.base import _ContrastiveLearner
 from tsimcne_nb.estimators.simclr import SimCLR
 from tsimcne_nb.train.budgets import Budget
 from tsimcne_nb.train.feed import _unwrap
 from tsimcne_nb.train.loop import Stage
+from tsimcne_nb.validation import check_float, check_int
 
 __all__ = ['BYOL']
 
@@ -103,9 +104,9 @@ class BYOL(_ContrastiveLearner):
 
     def _resolve_extra(self, budget: Budget, cfg: dict[str, Any]) -> dict[str, Any]:
         return {
-            "projection_hidden": _check_int("projection_hidden", self.projection_hidden, 1),
-            "output_dim": _check_int("output_dim", self.output_dim, 1),
-            "target_momentum": _check_float("target_momentum", self.target_momentum, below=1.0 + 1e-12),
+            "projection_hidden": check_int("projection_hidden", self.projection_hidden, 1),
+            "output_dim": check_int("output_dim", self.output_dim, 1),
+            "target_momentum": check_float("target_momentum", self.target_momentum, below=1.0 + 1e-12),
         }
 
     def _build_model(self, cfg: dict[str, Any]) -> torch.nn.Module:

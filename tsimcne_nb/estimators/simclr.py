@@ -8,11 +8,12 @@ from typing import Any
 
 import torch
 
-from tsimcne_nb.estimators.base import _check_float, _check_int, _ContrastiveLearner
+from tsimcne_nb.estimators.base import _ContrastiveLearner
 from tsimcne_nb.estimators.tsimcne import TSimCNE
 from tsimcne_nb.train.budgets import Budget
 from tsimcne_nb.train.feed import _unwrap
 from tsimcne_nb.train.loop import Stage
+from tsimcne_nb.validation import check_float, check_int
 
 __all__ = ['SimCLR']
 
@@ -94,13 +95,13 @@ class SimCLR(_ContrastiveLearner):
 
     def _epochs(self, budget: Budget) -> tuple[int]:
         e = budget.total_epochs[0] if self.epochs is None else self.epochs
-        return (_check_int("epochs", e, 1),)
+        return (check_int("epochs", e, 1),)
 
     def _resolve_extra(self, budget: Budget, cfg: dict[str, Any]) -> dict[str, Any]:
         return {
-            "projection_hidden": _check_int("projection_hidden", self.projection_hidden, 1),
-            "output_dim": _check_int("output_dim", self.output_dim, 1),
-            "temperature": _check_float("temperature", self.temperature),
+            "projection_hidden": check_int("projection_hidden", self.projection_hidden, 1),
+            "output_dim": check_int("output_dim", self.output_dim, 1),
+            "temperature": check_float("temperature", self.temperature),
         }
 
     def _build_model(self, cfg: dict[str, Any]) -> torch.nn.Module:

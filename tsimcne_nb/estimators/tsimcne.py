@@ -12,10 +12,11 @@ import numpy as np
 import torch
 
 from tsimcne_nb.errors import ConfigError
-from tsimcne_nb.estimators.base import _check_float, _check_int, _ContrastiveLearner
+from tsimcne_nb.estimators.base import _ContrastiveLearner
 from tsimcne_nb.train.budgets import Budget
 from tsimcne_nb.train.feed import _unwrap
 from tsimcne_nb.train.loop import Stage
+from tsimcne_nb.validation import check_float, check_int
 
 __all__ = ['TSimCNE']
 
@@ -187,7 +188,7 @@ class TSimCNE(_ContrastiveLearner):
             raise ConfigError(
                 f"total_epochs must be three integers (stage 1, 2, 3), e.g. (1000, 50, 450); got {epochs!r}."
             )
-        e = tuple(_check_int(f"total_epochs[{i}]", v, 0) for i, v in enumerate(epochs))
+        e = tuple(check_int(f"total_epochs[{i}]", v, 0) for i, v in enumerate(epochs))
         if sum(e) == 0:
             raise ConfigError(f"total_epochs {tuple(epochs)} trains nothing; give at least one epoch.")
         if e[1] + e[2] == 0:
@@ -198,14 +199,14 @@ class TSimCNE(_ContrastiveLearner):
         return e  # type: ignore[return-value]
 
     def _resolve_extra(self, budget: Budget, cfg: dict[str, Any]) -> dict[str, Any]:
-        factor = budget.stage3_lr_factor if self.stage3_lr_factor is None else _check_float(
+        factor = budget.stage3_lr_factor if self.stage3_lr_factor is None else check_float(
             "stage3_lr_factor", self.stage3_lr_factor
         )
         return {
             "stage3_lr_factor": factor,
-            "projection_hidden": _check_int("projection_hidden", self.projection_hidden, 1),
-            "output_dim": _check_int("output_dim", self.output_dim, 1),
-            "pretrain_dim": _check_int("pretrain_dim", self.pretrain_dim, 1),
+            "projection_hidden": check_int("projection_hidden", self.projection_hidden, 1),
+            "output_dim": check_int("output_dim", self.output_dim, 1),
+            "pretrain_dim": check_int("pretrain_dim", self.pretrain_dim, 1),
         }
 
     def _build_model(self, cfg: dict[str, Any]) -> torch.nn.Module:

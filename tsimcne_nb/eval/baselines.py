@@ -42,6 +42,7 @@ from tsimcne_nb.eval.weights import (
     download_imagenet_weights,
     imagenet_weights_file,
 )
+from tsimcne_nb.validation import check_features
 
 __all__ = ['tsne_of', 'tsne_pixels', 'imagenet_features', 'simclr_features', 'byol_features', 'tsimcne_map']
 
@@ -66,20 +67,6 @@ def _check_dataset(dataset: Any) -> None:
             "baselines need an ImageDataset; wrap arrays with "
             "tsimcne_nb.data.core.as_dataset(images, labels)."
         )
-
-
-def _check_features(features: Any) -> np.ndarray:
-    X = np.asarray(features)
-    if X.ndim != 2 or X.shape[0] < 2:
-        raise DataError(f"features must have shape (N, d) with N >= 2; got {X.shape}.")
-    if not np.issubdtype(X.dtype, np.number):
-        raise DataError(f"features must be numeric; got dtype {X.dtype}.")
-    X = X.astype(np.float32, copy=False)
-    if not np.all(np.isfinite(X)):
-        raise DataError(
-            "features contain NaN or infinite values (a diverged network?); they cannot be embedded."
-        )
-    return X
 
 
 def _accepted_kwargs(cls: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +102,7 @@ def tsne_of(features: Any, random_state: int | None = 0, n_jobs: int | str = "au
 
     import openTSNE
 
-    X = _check_features(features)
+    X = check_features(features)
     with warnings.catch_warnings():
         # openTSNE lowers the perplexity itself for small N and warns; that is expected there
         warnings.filterwarnings("ignore", message=".*[Pp]erplexity.*")
@@ -161,8 +148,14 @@ def tsne_pixels(
     n_jobs: int | str = "auto",
     cache: FeatureCache | None = None,
     max_in_memory: int = 500_000_000,
-) -> np.ndarray:
-    """t-SNE of the images in pixel space.
+    return_features: bool = False,
+) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """t-SNE of the images in pixel space: the package's one "t-SNE of pixels" baseline.
+
+    openTSNE's defaults on the flattened pixels scaled to [0, 1]; only images with more than
+    ``pca_threshold`` pixel values (PCam's 96x96x3) are first reduced to ``pca_dim``
+    principal components.  The comparison (``tsne-pixels`` rows) and the QC pipeline's
+    ``tsne-pixels`` map both use this function.
 
     Parameters
     ----------
@@ -183,28 +176,37 @@ def tsne_pixels(
     max_in_memory
         Above this many pixel values the PCA is computed in chunks
         (IncrementalPCA), never holding all pixels in memory.
+    return_features : bool
+        Also return the features t-SNE saw (pixels, or their principal components), e.g. as
+        the feature space of QC's detectors.  Not cached.
 
     Returns
     -------
-    numpy.ndarray
-        (N, 2) float32.
+    numpy.ndarray or (numpy.ndarray, numpy.ndarray)
+        (N, 2) float32 map; with ``return_features``, ``(map, features)``.
     """
     _check_dataset(dataset)
     d = int(np.prod(dataset.image_shape))
     use_pca = pca_dim is not None and d > pca_threshold
     config = {"pca_dim": pca_dim if use_pca else None}
 
-    def compute() -> np.ndarray:
+    def features() -> np.ndarray:
         if use_pca and len(dataset) * d > max_in_memory:
-            X = _pca_chunked(dataset, int(pca_dim), random_state)
-        else:
-            X = _pixels(dataset)
-            if use_pca:
-                from sklearn.decomposition import PCA
+            return _pca_chunked(dataset, int(pca_dim), random_state)
+        X = _pixels(dataset)
+        if use_pca:
+            from sklearn.decomposition import PCA
 
-                k = min(int(pca_dim), X.shape[0], X.shape[1])
-                X = PCA(n_components=k, random_state=random_state).fit_transform(X)
-        return tsne_of(X, random_state=random_state, n_jobs=n_jobs)
+            k = min(int(pca_dim), X.shape[0], X.shape[1])
+            X = PCA(n_components=k, random_state=random_state).fit_transform(X)
+        return X
+
+    if return_features:
+        X = np.asarray(features(), dtype=np.float32)
+        return tsne_of(X, random_state=random_state, n_jobs=n_jobs), X
+
+    def compute() -> np.ndarray:
+        return tsne_of(features(), random_state=random_state, n_jobs=n_jobs)
 
     return _cached(cache, "tsne-pixels", config, dataset, random_state, compute)
 
@@ -342,7 +344,7 @@ def _learner_features(kind: str, dataset: Any, augment: Any, budget: Any, random
             "device": device, "progress": progress, **kwargs,
         }))
         feats = est.fit(dataset).transform(dataset)
-        return _check_features(feats)
+        return check_features(feats)
 
     return _cached(cache, f"{kind.lower()}-features", config, dataset, random_state, compute)
 

@@ -36,65 +36,11 @@ from typing import Any
 
 import numpy as np
 
+from tsimcne_nb.data.core import synthetic_title
 from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError
+from tsimcne_nb.eval.methods import Method, _registry
 
-__all__ = ['Method', 'METHODS', 'DEFAULT_METHODS', 'EXPERIMENTS', 'ComparisonResult', 'compare', 'combine_tables']
-
-
-@dataclass(frozen=True)
-class Method:
-    """One row of the comparison.
-
-    Attributes
-    ----------
-    name : str
-        Registry name, e.g. ``"tsne-simclr-rot90"``.
-    label : str
-        Row label as in the paper's tables.
-    kind : str
-        ``"tsne-pixels"``, ``"tsne-resnet"``, ``"tsne-simclr"``, ``"tsne-byol"`` or ``"tsimcne"``.
-    augment : str or None
-        Augmentation preset of the self-supervised methods.
-    overrides : dict
-        Augmentation overrides (the Table 4 ablations), e.g. ``{"crop": False}``.
-    arch : str or None
-        ResNet architecture of the ImageNet baselines.
-    """
-
-    name: str
-    label: str
-    kind: str
-    augment: str | None = None
-    overrides: dict[str, Any] = field(default_factory=dict)
-    arch: str | None = None
-
-    def config(self) -> dict[str, Any]:
-        return {"kind": self.kind, "augment": self.augment, "overrides": dict(self.overrides),
-                "arch": self.arch}
-
-
-def _registry() -> dict[str, Method]:
-    m: list[Method] = [
-        Method("tsimcne-default", "t-SimCNE default augm.", "tsimcne", "default"),
-        Method("tsimcne-rot90", "t-SimCNE +90° rot.", "tsimcne", "rot90"),
-        Method("tsimcne-randrot", "t-SimCNE +rand. rot.", "tsimcne", "randrot"),
-        Method("tsimcne-randrot-nocrop", "t-SimCNE +rand. rot., no crops", "tsimcne", "randrot",
-               {"crop": False}),
-        Method("tsimcne-randrot-nojitter", "t-SimCNE +rand. rot., no color jitter", "tsimcne",
-               "randrot", {"jitter_p": 0.0}),
-        Method("tsimcne-randrot-nogray", "t-SimCNE +rand. rot., no grayscaling", "tsimcne",
-               "randrot", {"grayscale_p": 0.0}),
-        Method("tsne-simclr", "t-SNE of SimCLR default", "tsne-simclr", "default"),
-        Method("tsne-simclr-rot90", "t-SNE of SimCLR +90°", "tsne-simclr", "rot90"),
-        Method("tsne-simclr-randrot", "t-SNE of SimCLR +rand.", "tsne-simclr", "randrot"),
-        Method("tsne-byol", "t-SNE of BYOL default", "tsne-byol", "default"),
-        Method("tsne-byol-rot90", "t-SNE of BYOL +90°", "tsne-byol", "rot90"),
-        Method("tsne-byol-randrot", "t-SNE of BYOL +rand.", "tsne-byol", "randrot"),
-        Method("tsne-pixels", "t-SNE pixel space", "tsne-pixels"),
-        Method("tsne-resnet18", "t-SNE ResNet18 (ImageNet)", "tsne-resnet", arch="resnet18"),
-        Method("tsne-resnet152", "t-SNE ResNet152 (ImageNet)", "tsne-resnet", arch="resnet152"),
-    ]
-    return {x.name: x for x in m}
+__all__ = ['METHODS', 'DEFAULT_METHODS', 'EXPERIMENTS', 'ComparisonResult', 'compare', 'combine_tables']
 
 
 #: every method by name
@@ -192,8 +138,7 @@ class ComparisonResult:
 
     @property
     def column_name(self) -> str:
-        return f"{self.dataset_name} (synthetic)" if self.synthetic and "synthetic" not in \
-            self.dataset_name.lower() else self.dataset_name
+        return synthetic_title(self.dataset_name, self.synthetic)
 
     def metrics(self) -> Any:
         """All records as a DataFrame (one row per method and seed)."""
@@ -301,8 +246,7 @@ class ComparisonResult:
             n = len(panels[0][1])
             other_threshold = max(2, int(math.ceil(0.01 * n))) if self.labels is not None else None
         suptitle = self.column_name + (f" — {self.experiment}" if self.experiment else "")
-        if self.synthetic and "SYNTHETIC" not in suptitle:
-            suptitle += " [SYNTHETIC data]"
+        suptitle = synthetic_title(suptitle, self.synthetic)
         return plot_panels(panels, self.labels, self.class_names, ncols=ncols,
                            other_threshold=other_threshold, suptitle=suptitle, path=path,
                            overwrite=overwrite)

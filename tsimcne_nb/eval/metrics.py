@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.validation import check_embedding, check_labels_for_scoring, check_seed
 
 __all__ = [
     "knn_accuracy",
@@ -45,69 +46,6 @@ __all__ = [
 #: checks a 25k-point case with a far smaller sample against the tolerance scaled
 #: by sqrt(20000 / sample_size).
 SILHOUETTE_SAMPLE_TOLERANCE = 0.01
-
-
-# ---------------------------------------------------------------- validation
-def _check_embedding(embedding: Any, name: str = "embedding") -> np.ndarray:
-    if hasattr(embedding, "detach") and hasattr(embedding, "cpu"):  # torch tensor, no torch import
-        embedding = embedding.detach().cpu().numpy()
-    X = np.asarray(embedding)
-    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == np.bool_):
-        raise DataError(
-            f"{name} must be a numeric array of shape (N, d) (a map is (N, 2)); got dtype {X.dtype}."
-        )
-    if X.ndim != 2:
-        raise DataError(
-            f"{name} must have shape (N, d), e.g. (N, 2) for a map; got shape {X.shape}. "
-            "A single point needs a leading axis: x[None]; a flat vector: x.reshape(-1, 2)."
-        )
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise DataError(f"{name} is empty (shape {X.shape}); pass at least one point per row.")
-    X = X.astype(np.float64, copy=False)
-    if not np.all(np.isfinite(X)):
-        bad = int(np.count_nonzero(~np.isfinite(X).all(axis=1)))
-        raise DataError(
-            f"{name} contains NaN or infinite values in {bad} of {len(X)} rows. "
-            "A diverged training run gives NaNs: retrain (lower learning rate) or drop those rows."
-        )
-    return X
-
-
-def _check_labels(labels: Any, n: int, min_classes: int = 2) -> np.ndarray:
-    if labels is None:
-        raise DataError(
-            "these metrics need class labels, but labels is None. Pass one integer label per point "
-            "(dataset.labels); unlabelled data cannot be scored this way."
-        )
-    if hasattr(labels, "detach") and hasattr(labels, "cpu"):
-        labels = labels.detach().cpu().numpy()
-    y = np.asarray(labels)
-    if y.ndim == 2 and y.shape[1] == 1:
-        y = y[:, 0]
-    if y.ndim != 1:
-        raise DataError(f"labels must be one label per point, shape (N,); got shape {y.shape}.")
-    if len(y) != n:
-        raise DataError(
-            f"labels ({len(y)}) do not match the number of points ({n}): pass exactly one label "
-            "per row of the embedding, in the same order."
-        )
-    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-        raise DataError("labels contain NaN or infinite values; drop unlabelled points first.")
-    n_classes = len(np.unique(y))
-    if n_classes < min_classes:
-        raise DataError(
-            f"labels contain {n_classes} class(es); at least {min_classes} are needed to score class "
-            "separation. Check that the labels were loaded (not all zeros)."
-        )
-    return y
-
-
-def _check_random_state(random_state: Any) -> int | None:
-    if random_state is None:
-        return None
-    if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
-        return int(random_state)
-    raise ConfigError(f"random_state must be an integer or None; got {random_state!r}.")
 
 
 # ---------------------------------------------------------------------- kNN
@@ -179,9 +117,9 @@ def knn_accuracy(
         Fraction of held-out points whose class the k nearest training points
         predict correctly, in [0, 1].
     """
-    X = _check_embedding(embedding)
-    y = _check_labels(labels, len(X))
-    test, pred = _knn_predict(X, y, k, test_size, _check_random_state(random_state))
+    X = check_embedding(embedding)
+    y = check_labels_for_scoring(labels, len(X))
+    test, pred = _knn_predict(X, y, k, test_size, check_seed(random_state))
     return float(np.mean(pred == y[test]))
 
 
@@ -237,8 +175,8 @@ def silhouette(
     """
     from sklearn.metrics import silhouette_score
 
-    X = _check_embedding(embedding)
-    y = _check_labels(labels, len(X))
+    X = check_embedding(embedding)
+    y = check_labels_for_scoring(labels, len(X))
     if max_exact < 2 or sample_size < 2 or n_repeats < 1:
         raise ConfigError(
             f"max_exact and sample_size must be >= 2 and n_repeats >= 1; got {max_exact}, "
@@ -246,7 +184,7 @@ def silhouette(
         )
     if len(X) <= max_exact:
         return float(silhouette_score(X, y, metric="euclidean"))
-    rng = np.random.default_rng(_check_random_state(random_state))
+    rng = np.random.default_rng(check_seed(random_state))
     scores = []
     for _ in range(int(n_repeats)):
         idx = _stratified_sample(y, min(sample_size, len(X)), rng)
@@ -262,8 +200,8 @@ def evaluate(embedding: Any, labels: Any, random_state: int | None = 0) -> dict[
     dict
         ``{"knn_accuracy": float in [0, 1], "silhouette": float in [-1, 1]}``.
     """
-    X = _check_embedding(embedding)
-    y = _check_labels(labels, len(X))
+    X = check_embedding(embedding)
+    y = check_labels_for_scoring(labels, len(X))
     return {
         "knn_accuracy": knn_accuracy(X, y, random_state=random_state),
         "silhouette": silhouette(X, y, random_state=random_state),
@@ -319,10 +257,10 @@ def linear_probe(
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    Xtr = _check_embedding(train_features, "train_features")
-    Xte = _check_embedding(test_features, "test_features")
-    ytr = _check_labels(train_labels, len(Xtr))
-    yte = _check_labels(test_labels, len(Xte), min_classes=1)
+    Xtr = check_embedding(train_features, name="train_features")
+    Xte = check_embedding(test_features, name="test_features")
+    ytr = check_labels_for_scoring(train_labels, len(Xtr))
+    yte = check_labels_for_scoring(test_labels, len(Xte), min_classes=1)
     if Xtr.shape[1] != Xte.shape[1]:
         raise DataError(
             f"train_features have {Xtr.shape[1]} dimensions but test_features {Xte.shape[1]}; "
@@ -372,9 +310,9 @@ def per_class_report(
     """
     import pandas as pd
 
-    X = _check_embedding(embedding)
-    y = _check_labels(labels, len(X))
-    test, pred = _knn_predict(X, y, k, test_size, _check_random_state(random_state))
+    X = check_embedding(embedding)
+    y = check_labels_for_scoring(labels, len(X))
+    test, pred = _knn_predict(X, y, k, test_size, check_seed(random_state))
     classes, support = np.unique(y, return_counts=True)
     names = _names(class_names, classes)
     name_of = dict(zip(classes.tolist(), names, strict=True))
@@ -417,9 +355,9 @@ def confusion_table(
     import pandas as pd
     from sklearn.metrics import confusion_matrix
 
-    X = _check_embedding(embedding)
-    y = _check_labels(labels, len(X))
-    test, pred = _knn_predict(X, y, k, test_size, _check_random_state(random_state))
+    X = check_embedding(embedding)
+    y = check_labels_for_scoring(labels, len(X))
+    test, pred = _knn_predict(X, y, k, test_size, check_seed(random_state))
     classes = np.unique(y)
     names = _names(class_names, classes)
     cm = confusion_matrix(y[test], pred, labels=classes)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.validation import check_int
 
 __all__ = [
     "BACKBONES",
@@ -128,12 +129,6 @@ def _valid_names() -> str:
     return ", ".join(sorted(BACKBONES))
 
 
-def _check_positive_int(value: object, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{what} must be a positive integer; got {value!r}.")
-    return value
-
-
 def make_backbone(
     name: str | nn.Module = "resnet18_small",
     *,
@@ -166,7 +161,7 @@ def make_backbone(
     ConfigError
         Unknown name, bad width, or a module whose output cannot be used as features.
     """
-    in_channels = _check_positive_int(in_channels, "in_channels")
+    in_channels = check_int("in_channels", in_channels)
     if isinstance(name, nn.Module):
         if width is not None:
             raise ConfigError("width= only applies to the named ResNet backbones, not a module.")
@@ -184,7 +179,7 @@ def make_backbone(
         key = "resnet18_small"
     if key not in _DEFAULT_WIDTH:
         raise ConfigError(f"unknown backbone {name!r}; valid names: {_valid_names()}.")
-    width = _DEFAULT_WIDTH[key] if width is None else _check_positive_int(width, "width")
+    width = _DEFAULT_WIDTH[key] if width is None else check_int("width", width)
     small_stem = key != "resnet18"
     if width == 64:
         return _torchvision_resnet18(small_stem=small_stem, in_channels=in_channels)
@@ -242,12 +237,12 @@ class ProjectionHead(nn.Module):
 
     def __init__(self, in_features: int, hidden: int = 1024, out_dim: int = 128):
         super().__init__()
-        self.in_features = _check_positive_int(in_features, "in_features")
-        self.hidden = _check_positive_int(hidden, "hidden")
+        self.in_features = check_int("in_features", in_features)
+        self.hidden = check_int("hidden", hidden)
         self.layers = nn.Sequential(
             nn.Linear(in_features, hidden),
             nn.ReLU(inplace=True),
-            nn.Linear(hidden, _check_positive_int(out_dim, "out_dim")),
+            nn.Linear(hidden, check_int("out_dim", out_dim)),
         )
 
     @property
@@ -288,7 +283,7 @@ class ProjectionHead(nn.Module):
         nn.Linear
             The new layer (on the old layer's device and dtype, requiring gradients).
         """
-        out_dim = _check_positive_int(out_dim, "out_dim")
+        out_dim = check_int("out_dim", out_dim)
         if not (isinstance(std, (int, float)) and std > 0):
             raise ConfigError(f"std must be a positive number; got {std!r}.")
         old = self.layers[-1]
@@ -378,12 +373,12 @@ class MLP(nn.Module):
         super().__init__()
         self.layers = nn.Sequential(
             nn.Linear(
-                _check_positive_int(in_features, "in_features"),
-                _check_positive_int(hidden, "hidden"),
+                check_int("in_features", in_features),
+                check_int("hidden", hidden),
             ),
             nn.BatchNorm1d(hidden),
             nn.ReLU(inplace=True),
-            nn.Linear(hidden, _check_positive_int(out_dim, "out_dim")),
+            nn.Linear(hidden, check_int("out_dim", out_dim)),
         )
         self.out_features = out_dim
 

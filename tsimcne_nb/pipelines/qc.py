@@ -14,42 +14,14 @@ import numpy as np
 import pandas as pd
 
 from tsimcne_nb._io import atomic_open, atomic_write_json, preflight_outputs
-from tsimcne_nb.data.core import ImageDataset, as_dataset
+from tsimcne_nb._threads import choose_num_threads
+from tsimcne_nb.data.core import ImageDataset, as_dataset, synthetic_title
 from tsimcne_nb.errors import ConfigError
 from tsimcne_nb.qc.perturb import _inject, injected_mask, parse_inject
 from tsimcne_nb.qc.report import QCReport, _write_csv, qc_report
 from tsimcne_nb.qc.scoring import recovery_scores
 
-__all__ = ['MAP_METHODS', 'qc_to_directory', 'tsne_pixels_map']
-
-
-# ================================================================ to disk
-def _num_threads(num_threads: int | str | None) -> int:
-    if num_threads in (None, "auto"):
-        env = os.environ.get("TSIMCNE_NUM_THREADS")
-        return max(1, int(env)) if env else max(1, (os.cpu_count() or 2) - 1)
-    try:
-        n = int(num_threads)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"num_threads must be a positive integer or 'auto'; got {num_threads!r}.") from exc
-    if n < 1:
-        raise ConfigError(f"num_threads must be a positive integer or 'auto'; got {num_threads!r}.")
-    return n
-
-
-def tsne_pixels_map(
-    dataset: ImageDataset, random_state: int | None = 0, n_jobs: int = 1, n_components: int = 50
-) -> tuple[np.ndarray, np.ndarray]:
-    """t-SNE (openTSNE defaults) of the pixels after PCA to ``n_components``; returns
-    ``(embedding, pca_features)``.  The paper's pixel-space baseline, used as a cheap map."""
-    from openTSNE import TSNE
-    from sklearn.decomposition import PCA
-
-    x = dataset.to_numpy().reshape(len(dataset), -1).astype(np.float32) / 255.0
-    k = min(n_components, x.shape[1], len(x) - 1)
-    feats = PCA(n_components=k, random_state=random_state).fit_transform(x).astype(np.float32)
-    emb = TSNE(n_jobs=n_jobs, random_state=random_state, verbose=False).fit(feats)
-    return np.asarray(emb, dtype=np.float32), feats
+__all__ = ['MAP_METHODS', 'qc_to_directory']
 
 
 def _map_from_model(dataset: ImageDataset, model: Any) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
@@ -93,7 +65,10 @@ def _make_map(
     if model is not None:
         return _map_from_model(dataset, model)
     if map_method == "tsne-pixels":
-        emb, feats = tsne_pixels_map(dataset, random_state=random_state, n_jobs=_num_threads(num_threads))
+        from tsimcne_nb.eval.baselines import tsne_pixels
+
+        emb, feats = tsne_pixels(dataset, random_state=random_state,
+                                 n_jobs=choose_num_threads(num_threads), return_features=True)
         return emb, feats, {"device": "cpu"}
     from tsimcne_nb.estimators import TSimCNE
 
@@ -171,7 +146,7 @@ def qc_to_directory(
     if augment not in ("default", "rot90", "randrot"):
         raise ConfigError(f"augment must be 'default', 'rot90' or 'randrot'; got {augment!r}.")
     if "tsne-pixels" in methods:
-        _num_threads(num_threads)  # validate now, not after minutes of work
+        choose_num_threads(num_threads)  # validate now, not after minutes of work
     if model is not None:
         if kinds:
             raise ConfigError(
@@ -210,7 +185,7 @@ def qc_to_directory(
 def _recovery_table(recovery: Mapping[str, Mapping[str, Any]], kinds: Mapping[str, int], synthetic: bool) -> str:
     """Precision / recall of each map side by side, one row per injection."""
     methods = list(recovery)
-    head = f"{'top-ranked group' + (' (SYNTHETIC data)' if synthetic else ''):<34}" + "".join(
+    head = f"{synthetic_title('top-ranked group', synthetic):<34}" + "".join(
         f"{m + ' map':>20}" for m in methods)
     rows = [head]
     for kind, count in kinds.items():

@@ -24,46 +24,6 @@ EXACT_SCORE = float(np.log(1000.0))
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-# =============================================================== validation
-def _check_random_state(random_state: Any) -> np.random.Generator:
-    if isinstance(random_state, np.random.Generator):
-        return random_state
-    if random_state is not None and not isinstance(random_state, (int, np.integer)):
-        raise ConfigError(f"random_state must be an int or None; got {random_state!r}.")
-    return np.random.default_rng(random_state)
-
-
-def _check_embedding(embedding: Any, n: int | None = None) -> np.ndarray:
-    emb = np.asarray(embedding, dtype=np.float64)
-    if emb.ndim != 2 or emb.shape[1] != 2:
-        raise DataError(
-            f"embedding must have shape (N, 2) (one 2-D point per image); got shape {emb.shape}."
-        )
-    if n is not None and len(emb) != n:
-        raise DataError(
-            f"embedding has {len(emb)} points but the dataset has {n} images; pass the map of "
-            "this dataset, in the dataset's order."
-        )
-    if not np.all(np.isfinite(emb)):
-        raise DataError("embedding contains NaN or infinite values; check the map that made it.")
-    return emb
-
-
-def _check_features(features: Any, n: int | None = None, name: str = "features") -> np.ndarray:
-    x = np.asarray(features, dtype=np.float32)
-    if x.ndim != 2:
-        raise DataError(f"{name} must have shape (N, F); got shape {x.shape}.")
-    if n is not None and len(x) != n:
-        raise DataError(
-            f"{name} has {len(x)} rows but there are {n} images; pass one feature vector per image."
-        )
-    if len(x) < 2:
-        raise DataError(f"{name} needs at least 2 rows to compare images; got {len(x)}.")
-    if not np.all(np.isfinite(x)):
-        raise DataError(f"{name} contains NaN or infinite values.")
-    return x
-
-
 def _check_metric(metric: str) -> str:
     if metric not in ("cosine", "euclidean"):
         raise ConfigError(f"metric must be 'cosine' or 'euclidean'; got {metric!r}.")
@@ -154,12 +114,6 @@ def _median_pairwise(x: np.ndarray, metric: str, cap: int = 200, rng: np.random.
     d = _from_search_distance(np.sqrt(d2), metric)
     iu = np.triu_indices(len(x), 1)
     return float(np.median(d[iu]))
-
-
-def _check_k(k: Any) -> int:
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ConfigError(f"k (neighbours per image) must be a positive integer; got {k!r}.")
-    return int(k)
 
 
 def _overlap_of_smaller(a: np.ndarray, b: np.ndarray) -> float:

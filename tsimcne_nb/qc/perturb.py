@@ -11,7 +11,8 @@ import pandas as pd
 
 from tsimcne_nb.data.core import ImageDataset, as_dataset
 from tsimcne_nb.errors import ConfigError
-from tsimcne_nb.qc._common import _LUMA, _check_random_state, _next_group, _with_qc_columns
+from tsimcne_nb.qc._common import _LUMA, _next_group, _with_qc_columns
+from tsimcne_nb.validation import check_rng
 
 __all__ = ['INJECT_KINDS', 'inject_artefacts', 'inject_duplicates', 'injected_mask', 'parse_inject']
 #: injection kinds understood by :func:`parse_inject` / :func:`qc_to_directory`
@@ -108,7 +109,7 @@ def inject_duplicates(
         raise ConfigError(
             f"noise_std must be >= 0 and jitter in [0, 1); got noise_std={noise_std!r}, jitter={jitter!r}."
         )
-    rng = _check_random_state(random_state)
+    rng = check_rng(random_state)
     if source_index is None:
         source_index = int(rng.integers(n))
     if not isinstance(source_index, (int, np.integer)) or not -n <= source_index < n:
@@ -256,7 +257,7 @@ def inject_artefacts(
     shapes = ("blob", "stroke", "corner")
     if shape not in (*shapes, "mixed"):
         raise ConfigError(f"unknown artefact shape {shape!r}; use 'blob', 'stroke', 'corner' or 'mixed'.")
-    rng = _check_random_state(random_state)
+    rng = check_rng(random_state)
     chosen = np.sort(rng.choice(n, size=m, replace=False))
     images = dataset.to_numpy().copy() if mode == "replace" else dataset.to_numpy()
     h, w = dataset.image_shape[:2]

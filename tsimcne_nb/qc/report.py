@@ -50,8 +50,6 @@ from tsimcne_nb.errors import ConfigError, DataError
 from tsimcne_nb.qc._common import (
     KINDS,
     TAGS,
-    _check_embedding,
-    _check_features,
     _check_metric,
     _evidence,
     _jaccard,
@@ -62,6 +60,7 @@ from tsimcne_nb.qc.detectors.feature_clusters import _feature_knn, find_feature_
 from tsimcne_nb.qc.detectors.outliers import property_outliers
 from tsimcne_nb.qc.detectors.tight_clusters import find_tight_clusters
 from tsimcne_nb.qc.properties import image_properties
+from tsimcne_nb.validation import check_embedding, check_features
 from tsimcne_nb.viz.palette import category_colors
 
 __all__ = ['QCReport', 'qc_report']
@@ -354,8 +353,8 @@ def qc_report(
     """
     dataset = as_dataset(dataset)
     n = len(dataset)
-    emb = None if embedding is None else _check_embedding(embedding, n)
-    feats = None if features is None else _check_features(features, n)
+    emb = None if embedding is None else check_embedding(embedding, n, dim=2)
+    feats = None if features is None else check_features(features, n)
     props = image_properties(dataset) if properties is None else properties
     if len(props) != n:
         raise DataError(f"properties has {len(props)} rows but the dataset has {n} images.")

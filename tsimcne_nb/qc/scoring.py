@@ -12,9 +12,9 @@ import pandas as pd
 
 from tsimcne_nb.data.core import ImageDataset, as_dataset
 from tsimcne_nb.errors import ConfigError, DataError
-from tsimcne_nb.qc._common import _check_embedding, _check_features
 from tsimcne_nb.qc.perturb import _inject, injected_mask
 from tsimcne_nb.qc.report import QCReport, qc_report
+from tsimcne_nb.validation import check_embedding, check_features
 
 __all__ = ['qc_experiment', 'recovery_scores']
 
@@ -72,7 +72,7 @@ def _split_map_output(out: Any, n: int) -> tuple[np.ndarray, np.ndarray | None]:
         emb, feats = out
     else:
         emb, feats = out, None
-    return _check_embedding(emb, n), None if feats is None else _check_features(feats, n)
+    return check_embedding(emb, n, dim=2), None if feats is None else check_features(feats, n)
 
 
 def qc_experiment(

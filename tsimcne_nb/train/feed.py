@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tsimcne_nb._indices import take_rows
 from tsimcne_nb.data.core import ImageDataset
 
 #: images per forward pass in transform/features (no gradients, so larger than training)
@@ -62,10 +63,8 @@ class _ImageFeed:
         idx = np.asarray(idx, dtype=np.int64)
         if isinstance(self._host, np.ndarray):
             block = self._host[idx]
-        else:  # h5py wants increasing indices: read sorted, restore the order
-            order = np.argsort(idx, kind="stable")
-            block = np.empty((len(idx), *self.image_shape), np.uint8)
-            block[order] = np.asarray(self._host[idx[order]])
+        else:  # a lazy (h5py) source: read sorted, restore the order
+            block = take_rows(self._host, idx)
         t = torch.from_numpy(np.ascontiguousarray(block))
         if self.device.type == "cuda":
             return t.pin_memory().to(self.device, non_blocking=True)

@@ -21,8 +21,11 @@ from typing import Any
 
 import numpy as np
 
+from tsimcne_nb._indices import take_rows
 from tsimcne_nb._io import atomic_open, check_can_write
+from tsimcne_nb.data.core import synthetic_title
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.validation import check_embedding, validate_labels
 from tsimcne_nb.viz.palette import OTHER_COLOR as _OTHER_HEX
 from tsimcne_nb.viz.palette import category_colors
 
@@ -56,48 +59,6 @@ def class_colors(n_classes: int) -> list[tuple[float, float, float, float]]:
     """RGBA colour per class index: :func:`tsimcne_nb.viz.palette.category_colors` (the
     palette the explorer uses too), with alpha 1."""
     return [(*rgb, 1.0) for rgb in category_colors(n_classes)]
-
-
-def _check_map(embedding: Any) -> np.ndarray:
-    if hasattr(embedding, "detach") and hasattr(embedding, "cpu"):
-        embedding = embedding.detach().cpu().numpy()
-    X = np.asarray(embedding)
-    if X.dtype == object or not np.issubdtype(X.dtype, np.number):
-        raise DataError(f"embedding must be a numeric (N, 2) array; got dtype {X.dtype}.")
-    if X.ndim != 2 or X.shape[1] != 2:
-        raise DataError(
-            f"a map must have shape (N, 2); got {X.shape}. Higher-dimensional features need a 2-D "
-            "embedding first (e.g. tsimcne_nb.eval.baselines.tsne_of(features))."
-        )
-    if len(X) == 0:
-        raise DataError("embedding is empty; there is nothing to plot.")
-    if not np.all(np.isfinite(X)):
-        bad = int(np.count_nonzero(~np.isfinite(X).all(axis=1)))
-        raise DataError(
-            f"embedding contains NaN or infinite values in {bad} rows; retrain or drop those rows."
-        )
-    return X.astype(np.float64, copy=False)
-
-
-def _check_map_labels(labels: Any, n: int) -> np.ndarray | None:
-    if labels is None:
-        return None
-    y = np.asarray(labels)
-    if y.ndim != 1 or len(y) != n:
-        raise DataError(
-            f"labels must have one entry per point, shape ({n},); got shape {y.shape}."
-        )
-    if not np.issubdtype(y.dtype, np.integer):
-        if y.dtype.kind == "f" and np.all(np.isfinite(y)) and np.all(y == np.round(y)):
-            y = y.astype(np.int64)
-        else:
-            raise DataError(
-                f"labels must be integer class indices; got dtype {y.dtype}. "
-                "Strings: codes, names = pandas.factorize(labels); pass class_names=list(names)."
-            )
-    if y.size and y.min() < 0:
-        raise DataError(f"labels must be >= 0; got {int(y.min())}.")
-    return y.astype(np.int64)
 
 
 def _legend_groups(
@@ -198,10 +159,7 @@ def contact_sheet(
             name = dataset.class_names[c]
             rows.append((f"{name}\n(n={len(members)})", pick))
     all_idx = np.concatenate([r[1] for r in rows])
-    # one read of all chosen images (sorted: lazy h5 sources need increasing indices)
-    order = np.argsort(all_idx, kind="stable")
-    images = np.empty((len(all_idx), *dataset.image_shape), np.uint8)
-    images[order] = np.asarray(dataset.images[all_idx[order]])
+    images = take_rows(dataset.images, all_idx)  # one read of all chosen images
     h, w = dataset.image_shape[:2]
     gap = max(1, w // 14)
     fig = _new_figure((max(4.0, 0.75 * n_per_class + 1.8), 0.75 * len(rows) + 0.9))
@@ -223,8 +181,7 @@ def contact_sheet(
         title = f"{dataset.name}: {n} images, {dataset.n_classes} classes"
         if dataset.labels is not None and dataset.n_classes > max_classes:
             title += f" (first {max_classes} shown)"
-    if getattr(dataset, "synthetic", False) and "synthetic" not in title.lower():
-        title = f"{title} [synthetic data]"
+    title = synthetic_title(title, getattr(dataset, "synthetic", False))
     fig.suptitle(title, fontsize=11)
     if path is not None:
         save_figure(fig, path, overwrite=overwrite)
@@ -273,8 +230,8 @@ def plot_map(
     matplotlib.figure.Figure
         The figure holding the axes.
     """
-    X = _check_map(embedding)
-    y = _check_map_labels(labels, len(X))
+    X = check_embedding(embedding, dim=2)
+    y = validate_labels(labels, len(X))
     _precheck(path, overwrite)
     if ax is None:
         fig = _new_figure((6.0, 5.0))

@@ -9,9 +9,11 @@ from typing import Any
 
 import numpy as np
 
+from tsimcne_nb._indices import take_rows
+from tsimcne_nb.data.core import synthetic_title
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.validation import check_embedding
 from tsimcne_nb.viz.figures import (
-    _check_map,
     _default_size,
     _new_figure,
     _precheck,
@@ -20,7 +22,7 @@ from tsimcne_nb.viz.figures import (
     save_figure,
 )
 
-__all__ = ['thumbnail_grid_over_map', 'thumbnail_grid', 'callouts']
+__all__ = ["thumbnail_grid_over_map", "callouts"]
 
 
 # ---------------------------------------------------------------- Figure 5b
@@ -28,16 +30,11 @@ def _read_images(dataset: Any, idx: np.ndarray) -> np.ndarray:
     idx = np.asarray(idx, dtype=np.int64)
     if idx.size == 0:
         return np.empty((0, *dataset.image_shape), np.uint8)
-    order = np.argsort(idx, kind="stable")
-    uniq, inverse = np.unique(idx[order], return_inverse=True)
-    block = np.asarray(dataset.images[uniq])
-    out = np.empty((len(idx), *dataset.image_shape), np.uint8)
-    out[order] = block[inverse]
-    return out
+    return take_rows(dataset.images, idx)
 
 
 def _check_pair(embedding: Any, dataset: Any) -> np.ndarray:
-    X = _check_map(embedding)
+    X = check_embedding(embedding, dim=2)
     if not hasattr(dataset, "images"):
         raise DataError("dataset must be an ImageDataset (the images to show).")
     if len(dataset) != len(X):
@@ -147,16 +144,11 @@ def thumbnail_grid_over_map(
     if title is None:
         title = (f"{getattr(dataset, 'name', '')}: one image per {grid}x{grid} cell "
                  f"with >= {min_count} points")
-    if getattr(dataset, "synthetic", False) and "synthetic" not in title.lower():
-        title += " [synthetic data]"
+    title = synthetic_title(title, getattr(dataset, "synthetic", False))
     ax.set_title(title, fontsize=10)
     if path is not None:
         save_figure(fig, path, overwrite=overwrite)
     return fig
-
-
-#: short name used in ARCHITECTURE.md
-thumbnail_grid = thumbnail_grid_over_map
 
 
 # ---------------------------------------------------------------- Figure 4
@@ -280,9 +272,8 @@ def callouts(
             bboxprops={"ec": "0.3"}, annotation_clip=False,
         )
         ax.add_artist(ab)
-    syn = getattr(dataset, "synthetic", False)
-    if syn and (title is None or "synthetic" not in title.lower()):
-        ax.set_title(((title + " ") if title else "") + "[synthetic data]", fontsize=10)
+    if getattr(dataset, "synthetic", False):
+        ax.set_title(synthetic_title(title or "", True), fontsize=10)
     if path is not None:
         save_figure(fig, path, overwrite=overwrite)
     return fig

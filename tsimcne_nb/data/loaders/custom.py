@@ -19,37 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsimcne_nb.data.core import ImageDataset, validate_images
-from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError
+from tsimcne_nb.data.core import ImageDataset
+from tsimcne_nb.data.resize import resize_images
+from tsimcne_nb.errors import DataError, DatasetNotFoundError
+from tsimcne_nb.validation import validate_images
 
 #: file endings read as images in folders (anything else is ignored)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp", ".ppm")
-
-
-def _size_hw(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, (int, np.integer)):
-        hw = (int(size), int(size))
-    else:
-        try:
-            hw = tuple(int(s) for s in size)  # type: ignore[union-attr]
-        except (TypeError, ValueError):
-            hw = ()
-    if len(hw) != 2 or min(hw) < 1:
-        raise ConfigError(f"size must be a positive int or (height, width); got {size!r}")
-    return hw  # type: ignore[return-value]
-
-
-def resize_images(images: np.ndarray, size: int | Sequence[int]) -> np.ndarray:
-    """Resize uint8 (N, H, W, 3) images with PIL's antialiasing (Lanczos) filter."""
-    from PIL import Image
-
-    h, w = _size_hw(size)
-    if images.shape[1:3] == (h, w):
-        return images
-    out = np.empty((len(images), h, w, 3), np.uint8)
-    for i, img in enumerate(images):
-        out[i] = np.asarray(Image.fromarray(img).resize((w, h), Image.Resampling.LANCZOS))
-    return out
 
 
 def read_image(path: Path, size: int | Sequence[int] | None = None) -> np.ndarray:
@@ -64,11 +40,8 @@ def read_image(path: Path, size: int | Sequence[int] | None = None) -> np.ndarra
                 deep = validate_images(np.asarray(im)[None], name=f"16-bit image {path}")
                 im = Image.fromarray(deep[0])
             im = im.convert("RGB")
-            if size is not None:
-                h, w = _size_hw(size)
-                if im.size != (w, h):
-                    im = im.resize((w, h), Image.Resampling.LANCZOS)
-            return np.asarray(im, dtype=np.uint8)
+            arr = np.asarray(im, dtype=np.uint8)
+            return arr if size is None else resize_images(arr[None], size)[0]
     except DataError:
         raise
     except (UnidentifiedImageError, OSError, ValueError) as exc:
@@ -93,7 +66,7 @@ def from_arrays(
     """Wrap numpy arrays or torch tensors (NHWC or NCHW) into an :class:`ImageDataset`.
 
     ``size`` resizes all images to one size.  See
-    :func:`~tsimcne_nb.data.core.validate_images` for the accepted inputs.
+    :func:`~tsimcne_nb.validation.validate_images` for the accepted inputs.
     """
     if isinstance(images, (list, tuple)) and images and hasattr(images[0], "shape"):
         shapes = {tuple(np.shape(im)) for im in images}

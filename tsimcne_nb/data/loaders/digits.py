@@ -25,7 +25,7 @@ def load_digits(size: int | Sequence[int] | None = None) -> ImageDataset:
     """
     from sklearn.datasets import load_digits as _sk_load_digits
 
-    from tsimcne_nb.data.loaders.custom import resize_images
+    from tsimcne_nb.data.resize import resize_images
 
     bunch = _sk_load_digits()
     grey = np.clip(bunch.images * 16, 0, 255).astype(np.uint8)

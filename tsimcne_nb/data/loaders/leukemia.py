@@ -21,7 +21,8 @@ import pandas as pd
 from tsimcne_nb._io import atomic_open
 from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.data.download import LEUKEMIA_URL
-from tsimcne_nb.data.loaders.custom import _size_hw, read_image
+from tsimcne_nb.data.loaders.custom import read_image
+from tsimcne_nb.data.resize import _size_hw
 from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError
 
 FOLDER = "AML-Cytomorphology_LMU"

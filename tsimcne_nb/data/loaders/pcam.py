@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tsimcne_nb._indices import take_rows
 from tsimcne_nb.data.core import CHUNK, ImageDataset
 from tsimcne_nb.data.download import (
     _PCAM_PUBLISHED_MD5,
@@ -117,8 +118,7 @@ class LazyImageArray:
         if idx.size == 0:
             return np.empty((0, *self.shape[1:]), self.dtype)
         # h5py wants increasing unique indices: read sorted, then restore the order asked for
-        uniq, inverse = np.unique(idx, return_inverse=True)
-        return self._read_sorted(uniq)[inverse]
+        return take_rows(self._read_sorted, idx)
 
 
 class H5ImageArray(LazyImageArray):
@@ -188,19 +188,19 @@ class ResizedImageArray(LazyImageArray):
     """A lazy view of ``base`` with every image resized (per chunk, on access)."""
 
     def __init__(self, base: Any, size: int | Sequence[int]) -> None:
-        from tsimcne_nb.data.loaders.custom import _size_hw
+        from tsimcne_nb.data.resize import _size_hw
 
         self.base = base
         self.size = _size_hw(size)
         self.shape = (len(base), *self.size, 3)
 
     def _read_range(self, start: int, stop: int) -> np.ndarray:
-        from tsimcne_nb.data.loaders.custom import resize_images
+        from tsimcne_nb.data.resize import resize_images
 
         return resize_images(np.asarray(self.base[start:stop]), self.size)
 
     def _read_points(self, idx: np.ndarray) -> np.ndarray:
-        from tsimcne_nb.data.loaders.custom import resize_images
+        from tsimcne_nb.data.resize import resize_images
 
         return resize_images(np.asarray(self.base[idx]), self.size)
 

@@ -440,7 +440,7 @@ class Augmentation(torch.nn.Module):
             if images.shape[-1] != 3:
                 raise DataError(
                     f"uint8 images must be NHWC (B, H, W, 3) as stored; got shape {tuple(images.shape)}. "
-                    "Convert grayscale/RGBA with tsimcne_nb.data.core.validate_images first."
+                    "Convert grayscale/RGBA with tsimcne_nb.validation.validate_images first."
                 )
             # permute of NHWC is already channels_last; the division keeps that layout
             return images.permute(0, 3, 1, 2).to(torch.float32).div_(255.0)

@@ -15,7 +15,6 @@ from tsimcne_nb.data.core import CHUNK, ImageDataset, as_dataset, iter_chunks
 from tsimcne_nb.errors import ConfigError, DataError
 from tsimcne_nb.qc._common import (
     EXACT_SCORE,
-    _check_features,
     _check_metric,
     _from_search_distance,
     _group_frame,
@@ -25,6 +24,7 @@ from tsimcne_nb.qc._common import (
     _to_search_radius,
     _typical_nn_distance,
 )
+from tsimcne_nb.validation import check_features
 
 __all__ = ['duplicate_pairs_at_thresholds', 'exact_duplicates', 'near_duplicate_groups', 'pairs_figure']
 
@@ -106,7 +106,7 @@ def near_duplicate_groups(
         the group's graph), ``threshold``.  Best score first.
     """
     metric = _check_metric(metric)
-    x = _prepare(_check_features(features), metric)
+    x = _prepare(check_features(features), metric)
     typical = _typical_nn_distance(x, metric, random_state=random_state)
     if threshold is None:
         threshold = auto_factor * typical
@@ -166,7 +166,7 @@ def duplicate_pairs_at_thresholds(
         ``(i, j, distance)``).  Counts never decrease with the threshold.
     """
     metric = _check_metric(metric)
-    x = _prepare(_check_features(features), metric)
+    x = _prepare(check_features(features), metric)
     if thresholds is None:
         typical = _typical_nn_distance(x, metric, random_state=random_state)
         thresholds = [f * typical for f in (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)]

@@ -12,8 +12,6 @@ import pandas as pd
 
 from tsimcne_nb.errors import ConfigError, DataError
 from tsimcne_nb.qc._common import (
-    _check_features,
-    _check_k,
     _check_metric,
     _evidence,
     _from_search_distance,
@@ -23,6 +21,7 @@ from tsimcne_nb.qc._common import (
     _prepare,
     _typical_nn_distance,
 )
+from tsimcne_nb.validation import check_features, check_int
 
 __all__ = ['feature_closure', 'feature_confirmation', 'find_feature_clusters']
 
@@ -46,7 +45,7 @@ def feature_confirmation(
     group stands apart from the rest of the data.
     """
     metric = _check_metric(metric)
-    x = _prepare(_check_features(features), metric)
+    x = _prepare(check_features(features), metric)
     if typical is None:
         typical = _typical_nn_distance(x, metric, random_state=random_state)
     floor = max(typical, 1e-12) * 1e-3
@@ -63,7 +62,7 @@ def feature_confirmation(
 
 def _feature_knn(features: np.ndarray, k: int, metric: str) -> np.ndarray:
     """(N, k) indices of every image's k nearest other images in feature space."""
-    _check_k(k)
+    check_int("k (neighbours per image)", k)
     x = _prepare(features, metric)
     k = min(int(k), len(x) - 1)
     return _knn_distances(x, k)[1]
@@ -138,8 +137,8 @@ def feature_closure(
         One score per group (NaN for groups of fewer than 2 members).
     """
     metric = _check_metric(metric)
-    feats = _check_features(features)
-    _check_k(k)
+    feats = check_features(features)
+    check_int("k (neighbours per image)", k)
     groups = [np.asarray(m, dtype=np.int64) for m in groups]
     if knn is None:
         knn = _feature_knn(feats, k, metric)
@@ -201,11 +200,11 @@ def find_feature_clusters(
     from scipy.sparse.csgraph import connected_components
 
     metric = _check_metric(metric)
-    feats = _check_features(features)
+    feats = check_features(features)
     n = len(feats)
     if not isinstance(min_size, (int, np.integer)) or min_size < 2:
         raise ConfigError(f"min_size must be an integer >= 2; got {min_size!r}.")
-    _check_k(k)
+    check_int("k (neighbours per image)", k)
     if n <= max(min_size, k):
         raise DataError(f"find_feature_clusters needs more than max(min_size, k) images; got {n}.")
     max_size = int(max_size) if max_size is not None else max(100, int(0.05 * n))

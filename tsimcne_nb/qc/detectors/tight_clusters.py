@@ -10,13 +10,12 @@ import pandas as pd
 
 from tsimcne_nb.errors import ConfigError, DataError
 from tsimcne_nb.qc._common import (
-    _check_embedding,
-    _check_features,
     _group_frame,
     _knn_distances,
     _overlap_of_smaller,
 )
 from tsimcne_nb.qc.detectors.feature_clusters import feature_closure, feature_confirmation
+from tsimcne_nb.validation import check_embedding, check_features
 
 __all__ = ['find_tight_clusters']
 
@@ -89,7 +88,7 @@ def find_tight_clusters(
     from scipy.spatial import cKDTree
     from sklearn.cluster import DBSCAN
 
-    emb = _check_embedding(embedding)
+    emb = check_embedding(embedding, dim=2)
     n = len(emb)
     if not isinstance(min_size, (int, np.integer)) or min_size < 2:
         raise ConfigError(f"min_size must be an integer >= 2; got {min_size!r}.")
@@ -100,7 +99,7 @@ def find_tight_clusters(
         raise ConfigError(f"max_size ({max_size}) must be >= min_size ({min_size}).")
     feats = None
     if features is not None:
-        feats = _check_features(features, n)
+        feats = check_features(features, n)
     columns = [
         "group", "size", "members", "score", "density_ratio", "llr", "expected", "radius",
         "compactness", "feature_confirmation", "feature_closure", "map_score",
