@@ -1,23 +1,10 @@
-"""Quality control: find duplicates and artefacts in a dataset, automatically and by eye.
+"""The QC report: :func:`qc_report` runs the detectors on a map and its features and ranks the
+suspicious groups in a :class:`QCReport` (thumbnail cards, editable tags, an exclusion list,
+export).
 
-The paper (section 5, Figure 6) shows that t-SimCNE puts perturbed duplicates of one
-image, and images with black artefacts, into one small cluster of the 2-D map where
-they are easy to spot.  This module turns that observation into a workflow:
-
-1. **Perturbation experiments** (:func:`inject_duplicates`, :func:`inject_artefacts`)
-   plant known problems into a copy of a dataset, with ground-truth flags in the
-   metadata (``qc_injected``, ``qc_source``, ``qc_group``), so that detection can be
-   measured (:func:`recovery_scores`, :func:`qc_experiment`).
-2. **Detectors**: tight clusters of the 2-D map (:func:`find_tight_clusters`,
-   confirmed in the backbone's feature space by :func:`feature_closure`), groups that
-   keep to themselves in the features' neighbour graph (:func:`find_feature_clusters`),
-   near-duplicates in a feature space (:func:`near_duplicate_groups`,
-   :func:`duplicate_pairs_at_thresholds`, :func:`pairs_figure`), byte-identical
-   images (:func:`exact_duplicates`) and per-image properties
-   (:func:`image_properties`) with a robust outlier score.
-3. **A report** (:func:`qc_report` -> :class:`QCReport`): ranked suspicious groups,
-   thumbnail cards to inspect them, editable tags, an exclusion list and export.
-4. :func:`qc_to_directory`, the ``tsimcne-nb qc`` command.
+The paper (section 5, Figure 6) shows that t-SimCNE puts perturbed duplicates of one image,
+and images with black artefacts, into one small cluster of the 2-D map where they are easy to
+spot.  The detectors (:mod:`tsimcne_nb.qc.detectors`) turn that into candidates.
 
 Group scores share one scale so that groups found by different detectors can be
 ranked together: each detector measures, in natural-log units, *how much closer*
@@ -30,7 +17,8 @@ tight pair.  Groups found by several detectors are merged and their evidence add
 
 Nothing here is domain-blind flagging: image properties are scores to colour the
 map by, and their outlier score only ranks candidates for a human to look at
-(grayscale is no defect in microscopy, so saturation is not even measured).
+(grayscale is no defect in microscopy, so saturation is not even measured).  The report
+takes a map and features; :func:`tsimcne_nb.pipelines.qc.qc_to_directory` builds them.
 """
 
 from __future__ import annotations
