@@ -179,7 +179,7 @@ def test_quick_budget_without_data_uses_marked_standins(tmp_path, monkeypatch, c
 
 
 def test_standins_left_in_the_data_folder_are_not_taken_for_real(tmp_path, monkeypatch, capsys):
-    from tsimcne_nb.datasets.standins import write_standin_files
+    from tsimcne_nb.data.standins import write_standin_files
 
     write_standin_files("pathmnist", tmp_path, n=45)
     monkeypatch.setenv("TSIMCNE_DATA", str(tmp_path))

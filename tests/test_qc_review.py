@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from tsimcne_nb import qc
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.errors import ConfigError
+from tsimcne_nb.qc.report import TAGS
 
 pytest.importorskip("jscatter")
 
@@ -76,11 +77,11 @@ def test_widget_picker_and_buttons_drive_the_review(report):
     review = QCReview(report)
     w = review.widget
     picker, *buttons = w.children[0].children
-    assert [b.description for b in buttons] == [f"tag group: {t}" for t in qc.TAGS]
+    assert [b.description for b in buttons] == [f"tag group: {t}" for t in TAGS]
     picker.value = 2
     assert review.current == 2
     np.testing.assert_array_equal(review.explorer.selected, _members(report, 2))
-    buttons[qc.TAGS.index("artefact")].click()
+    buttons[TAGS.index("artefact")].click()
     assert (report.tags.loc[_members(report, 2), "tag"] == "artefact").all()
     assert f"tags now: artefact {len(_members(report, 2))}" in w.children[1].value
     review.show_group(1)  # Python -> picker

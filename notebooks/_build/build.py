@@ -71,8 +71,8 @@ reproduction.
 '''
 
 METRICS = '''
-from tsimcne_nb.compare import METHODS, compare
-from tsimcne_nb.evaluation import evaluate
+from tsimcne_nb.eval.compare import METHODS, compare
+from tsimcne_nb.eval.metrics import evaluate
 
 metrics = evaluate(embedding, dataset.labels, random_state=SEED)
 print("metrics of your map:", {{k: round(float(v), 4) for k, v in metrics.items()}})
@@ -151,7 +151,7 @@ def quickstart():
         images on the map.
 
         The data is **synthetic**: procedurally drawn blood-smear images
-        (`tsimcne_nb.synthetic`), so nothing here says anything about real blood. The dataset
+        (`tsimcne_nb.data.synthetic`), so nothing here says anything about real blood. The dataset
         notebooks (`01_leukemia` ... `05_pcam`) run the same steps on the paper's datasets.
         '''),
         params('''
@@ -175,7 +175,8 @@ def quickstart():
         a class vary?
         '''),
         code('''
-        from tsimcne_nb import figures, load_dataset
+        from tsimcne_nb import load_dataset
+        from tsimcne_nb import viz as figures
 
         dataset = load_dataset("synthetic-blood", n=int(SUBSET or N_IMAGES), random_state=SEED)
         TAG = " [SYNTHETIC data]"
@@ -240,8 +241,8 @@ def quickstart():
         you would do without t-SimCNE: t-SNE of the raw pixel values.
         '''),
         code('''
-        from tsimcne_nb.baselines import tsne_pixels
-        from tsimcne_nb.evaluation import evaluate, per_class_report
+        from tsimcne_nb.eval.baselines import tsne_pixels
+        from tsimcne_nb.eval.metrics import evaluate, per_class_report
 
         metrics = evaluate(embedding, dataset.labels, random_state=SEED)
         pixels = tsne_pixels(dataset, random_state=SEED)
@@ -309,7 +310,7 @@ def quickstart():
         code('''
         from sklearn.neighbors import KNeighborsClassifier
 
-        from tsimcne_nb.synthetic import make_synthetic_blood
+        from tsimcne_nb import make_synthetic_blood
 
         new = make_synthetic_blood(n=30, random_state=SEED + 1)
         new_xy = loaded.transform(new.images)
@@ -360,7 +361,7 @@ COMPARE_PRESETS = True  # also train the other two presets and t-SNE of pixels (
         class (staining, focus, size)? The map will reflect both.
         '''),
         code('''
-        from tsimcne_nb import figures
+        from tsimcne_nb import viz as figures
 
         figures.contact_sheet(dataset, n_per_class=10, title=f"{dataset.name}: examples per class{TAG}")
         '''),
@@ -690,7 +691,7 @@ size = SIZE if SIZE is not None else (None if BUDGET == "paper" else 32)
         structure_code='''
         from sklearn.linear_model import LinearRegression
 
-        from tsimcne_nb.datasets.core import iter_chunks
+        from tsimcne_nb.data.core import iter_chunks
 
         display(figures.plot_map(embedding, dataset.labels, dataset.class_names,
                                  title=f"PCam: t-SimCNE ({AUGMENT}), Figure 5a{TAG}"))
@@ -737,7 +738,7 @@ def baselines_nb():
         * **ImageNet ResNet18/ResNet152 features** (512-d/2048-d, images resized to 224 px);
         * **SimCLR** and **BYOL** features (512-d, self-supervised on the same data),
 
-        all scored with the same kNN accuracy and silhouette. `tsimcne_nb.compare.compare` runs any
+        all scored with the same kNN accuracy and silhouette. `tsimcne_nb.eval.compare.compare` runs any
         set of these with the paper's protocol, caches every feature set and map (so re-running is
         instant), and returns tables and the panel figure. The default reproduces the paper's
         **Figure 2** (Leukemia: pixels, ResNet18, t-SimCNE default and +90° rotations).
@@ -767,7 +768,7 @@ CACHE_DIR = "baselines-cache"   # features and maps are cached here; None: no ca
         ResNet (on `DEVICE`) with the same budget. Each finished map is cached in `CACHE_DIR`.
         '''),
         code('''
-        from tsimcne_nb.compare import DEFAULT_METHODS, compare
+        from tsimcne_nb.eval.compare import DEFAULT_METHODS, compare
 
         methods = list(DEFAULT_METHODS) if ALL_METHODS else list(METHODS)
         result = compare(dataset, methods=methods, seeds=list(SEEDS), budget=budget, device=DEVICE,
@@ -909,7 +910,8 @@ OUT_DIR = "qc-output" # exclusion lists are written here
         in the metadata (`qc_injected`), so we can score the detectors afterwards.
         '''),
         code('''
-        from tsimcne_nb import figures, qc
+        from tsimcne_nb import qc
+        from tsimcne_nb import viz as figures
 
         with_duplicates = qc.inject_duplicates(dataset, k=N_DUPLICATES, random_state=SEED)
         with_artefacts = qc.inject_artefacts(dataset, m=N_ARTEFACTS, random_state=SEED)
@@ -1053,7 +1055,7 @@ CIFAR_METHODS = ("tsimcne-default", "tsimcne-rot90", "tsimcne-randrot")
         with the dataset's mean border colour.
         '''),
         code('''
-        from tsimcne_nb.augmentations import make_augmentation
+        from tsimcne_nb.nn.augmentations import make_augmentation
 
         size = dataset.image_shape[0]
         fill = dataset.border_color()
@@ -1092,7 +1094,7 @@ CIFAR_METHODS = ("tsimcne-default", "tsimcne-rot90", "tsimcne-randrot")
         hurt on Leukemia and PathMNIST, and grayscale hardly mattered.
         '''),
         code('''
-        from tsimcne_nb.compare import compare
+        from tsimcne_nb.eval.compare import compare
 
         ablation = None
         if RUN_ABLATION:
@@ -1131,7 +1133,7 @@ CIFAR_METHODS = ("tsimcne-default", "tsimcne-rot90", "tsimcne-randrot")
         '''),
         code('''
         from tsimcne_nb import load_dataset
-        from tsimcne_nb.datasets.standins import is_standin, write_standin_files
+        from tsimcne_nb.data.standins import is_standin, write_standin_files
         from tsimcne_nb.errors import DatasetNotFoundError, DownloadError
 
         cifar_result = None

@@ -46,8 +46,8 @@ import numpy as np
 import pandas as pd
 
 import tsimcne_nb
-from tsimcne_nb._torch_utils import resolve_device
-from tsimcne_nb.budgets import resolve_budget
+from tsimcne_nb.train.device import resolve_device
+from tsimcne_nb.train.budgets import resolve_budget
 
 # The budget fixes the schedule; EPOCHS (if given) overrides only the epochs of the three stages.
 budget = resolve_budget(BUDGET)
@@ -68,7 +68,7 @@ def load_cell(name_expr: str, options: str = "", standin_options: str = "") -> s
     sopt = f", {standin_options}" if standin_options else ""
     return f'''
 from tsimcne_nb import load_dataset
-from tsimcne_nb.datasets.standins import is_standin, write_standin_files
+from tsimcne_nb.data.standins import is_standin, write_standin_files
 from tsimcne_nb.errors import DatasetNotFoundError, DownloadError
 
 NAME = {name_expr}

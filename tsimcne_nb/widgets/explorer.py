@@ -23,8 +23,9 @@ import pandas as pd
 import traitlets
 
 from tsimcne_nb._io import atomic_write_bytes, check_can_write
-from tsimcne_nb.datasets.core import ImageDataset, as_dataset, validate_images
+from tsimcne_nb.data.core import ImageDataset, as_dataset
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.validation import validate_images
 from tsimcne_nb.viz.palette import UNTAGGED_COLOR, category_colors, category_hex
 from tsimcne_nb.widgets._display import StaticFallbackDisplay
 from tsimcne_nb.widgets.thumbnails import ThumbnailCache
