@@ -43,6 +43,19 @@ _LAZY = {
     "KNNCallback": "tsimcne_nb.callbacks",
     "SnapshotCallback": "tsimcne_nb.callbacks",
     "EarlyStopping": "tsimcne_nb.callbacks",
+    # what the tutorial notebooks use, so that they import nothing but these names
+    "load_tutorial_dataset": "tsimcne_nb.datasets.tutorial_data",
+    "iter_chunks": "tsimcne_nb.datasets.core",
+    "resolve_budget": "tsimcne_nb.budgets",
+    "resolve_device": "tsimcne_nb._torch_utils",
+    "tsne_pixels": "tsimcne_nb.baselines",
+    "plot_panels": "tsimcne_nb.figures",
+    "callouts": "tsimcne_nb.figures",
+    "thumbnail_grid_over_map": "tsimcne_nb.figures",
+    "inject_duplicates": "tsimcne_nb.qc",
+    "inject_artefacts": "tsimcne_nb.qc",
+    "injected_mask": "tsimcne_nb.qc",
+    "recovery_scores": "tsimcne_nb.qc",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])
