@@ -10,6 +10,7 @@ them with the same loader.  Whatever it loads, stand-ins are never taken for the
 
 from __future__ import annotations
 
+import numbers
 import os
 from typing import Any
 
@@ -107,9 +108,10 @@ def load_tutorial_dataset(
     from tsimcne_nb.datasets.registry import _BY_NAME, load_dataset
     from tsimcne_nb.datasets.standins import STANDIN_NAMES, is_standin, write_standin_files
 
-    if isinstance(standin_n, bool) or not isinstance(standin_n, int) or standin_n < 1:
+    if isinstance(standin_n, bool) or not isinstance(standin_n, numbers.Integral) or standin_n < 1:
         raise ConfigError(f"standin_n must be a positive int (number of stand-in images), "
                           f"got {standin_n!r}.")
+    standin_n = int(standin_n)
     key = name.strip().lower() if isinstance(name, str) else name
     info = _BY_NAME.get(key) if isinstance(key, str) else None
     if info is not None and info.download == "built-in" and "n" in info.options:
