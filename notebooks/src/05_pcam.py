@@ -62,10 +62,10 @@ print("device:", resolve_device(DEVICE))
 # to see full-resolution thumbnails on a CPU anyway.
 
 # %%
+from tsimcne_nb import load_tutorial_dataset
+
 # 96 px patches train ~10x slower than 32 px ones: the quick budget resizes unless SIZE says otherwise
 size = SIZE if SIZE is not None else (None if BUDGET == "paper" else 32)
-
-from tsimcne_nb import load_tutorial_dataset
 
 # The real files if present. Otherwise, with the quick budget only, small files in the EXACT
 # format of the real dataset, filled with SYNTHETIC images, are written to a temporary folder and
