@@ -41,7 +41,7 @@ def test_missing_files_fall_back_to_marked_standins(tmp_path, capsys):
     assert ds.synthetic and ds.name == "synthetic-standin-bloodmnist" and len(ds) == 40
     assert not any(data.iterdir())  # never written into the data folder
     assert (standins / "medmnist" / README_NAME.format(name="bloodmnist")).is_file()
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())  # the banner is wrapped at 78 characters
     # why (the loader's message names the missing file), what, and how to get the real data
     assert "The real data is not there" in out and "bloodmnist.npz" in out
     assert "THIS RUN USES SYNTHETIC STAND-IN DATA" in out and "'bloodmnist'" in out
@@ -68,7 +68,7 @@ def test_standins_left_in_the_data_folder_are_marked(tmp_path, capsys):
     write_standin_files("cifar10", tmp_path, n=40)
     ds = load_tutorial_dataset("cifar10", root=tmp_path)
     assert ds.synthetic and ds.name.startswith("synthetic-standin-") and len(ds) == 40
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert "The real data is not there" not in out
     assert "found in the data folder: delete them there" in out
 
@@ -87,7 +87,7 @@ def test_loader_options_reach_the_real_loader_and_the_standins(tmp_path):
 def test_manual_download_says_so(tmp_path, capsys):
     load_tutorial_dataset("leukemia", root=tmp_path / "none", standin_n=40,
                           standin_root=tmp_path / "s", progress=False)
-    out = capsys.readouterr().out
+    out = " ".join(capsys.readouterr().out.split())
     assert "'leukemia'" in out and "by hand" in out and "AML-Cytomorphology_LMU" in out
 
 

@@ -149,14 +149,19 @@ def load_tutorial_dataset(
 
 def _banner(key: str, info: Any, written_now: bool) -> str:
     """What a stand-in run prints: that it is synthetic, and how to get the real data."""
+    import textwrap
+
     if info is not None and info.download == "yes":
-        how = (f"download=True (DOWNLOAD = True in the notebooks) fetches {info.files}; "
-               f"or put the files in the data folder yourself")
+        how = (f"pass download=True (DOWNLOAD = True in the notebooks) or put {info.files} "
+               "into the data folder yourself.")
     else:
-        how = f"get {info.files if info is not None else 'the files'} by hand (see the notebook)"
+        files = info.files if info is not None else "the files"
+        how = f"get {files} by hand (see the notebook or docs/datasets.md)."
     where = ("written to a temporary folder now" if written_now
              else "found in the data folder: delete them there to use the real data")
+    text = (f"THIS RUN USES SYNTHETIC STAND-IN DATA: procedural blood cells written in the file "
+            f"format of '{key}' ({where}). Its maps and numbers say NOTHING about the real "
+            f"dataset.\nFor the real data: {how}")
     line = "=" * 78
-    return (f"{line}\nTHIS RUN USES SYNTHETIC STAND-IN DATA: procedural blood cells written in the "
-            f"file\nformat of '{key}' ({where}). Its maps and numbers say NOTHING about the "
-            f"real dataset.\nFor the real data: {how}.\n{line}")
+    body = "\n".join(textwrap.fill(part, width=78) for part in text.split("\n"))
+    return f"{line}\n{body}\n{line}"
