@@ -16,6 +16,8 @@ _LAZY = {
     "render_map_png": "tsimcne_nb.widgets.explorer",
     "AugmentationGallery": "tsimcne_nb.widgets.gallery",
     "QCReview": "tsimcne_nb.widgets.qc_review",
+    "SelectionExplainer": "tsimcne_nb.widgets.explain",
+    "explain_selection": "tsimcne_nb.widgets.explain",
     "ThumbnailCache": "tsimcne_nb.widgets.thumbnails",
     "png_data_uri": "tsimcne_nb.widgets.thumbnails",
 }
