@@ -171,15 +171,7 @@ class AugmentationGallery(StaticFallbackDisplay):
             rng = np.random.default_rng(random_state)
             idx = np.sort(rng.choice(n, size=min(int(n_images), n), replace=False))
         else:
-            idx = np.asarray(indices).reshape(-1)
-            if idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
-                raise DataError(
-                    f"indices must be a non-empty list of integer image positions; got {indices!r}."
-                )
-            if idx.min() < 0 or idx.max() >= n:
-                raise DataError(
-                    f"indices must lie in [0, {n - 1}]; got values in [{idx.min()}, {idx.max()}]."
-                )
+            idx = self._check_indices(indices)
         self._indices = idx.astype(np.int64)
         self._images = np.stack([np.asarray(self._dataset.images[int(i)]) for i in self._indices])
         self._size = int(size or self._dataset.image_shape[0])
@@ -239,6 +231,19 @@ class AugmentationGallery(StaticFallbackDisplay):
         return cls(dataset, presets={"model": aug}, **kwargs)
 
     # ----------------------------------------------------------- augmentation
+    def _check_indices(self, indices: Any) -> np.ndarray:
+        n = len(self._dataset)
+        idx = np.asarray(indices).reshape(-1)
+        if idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
+            raise DataError(
+                f"indices must be a non-empty list of integer image positions; got {indices!r}."
+            )
+        if idx.min() < 0 or idx.max() >= n:
+            raise DataError(
+                f"indices must lie in [0, {n - 1}]; got values in [{idx.min()}, {idx.max()}]."
+            )
+        return idx.astype(np.int64)
+
     @property
     def preset_names(self) -> list[str]:
         """Display names of the presets, in row order."""
@@ -335,6 +340,24 @@ class AugmentationGallery(StaticFallbackDisplay):
     @property
     def image_indices(self) -> np.ndarray:
         return self._indices.copy()
+
+    def show_images(self, indices: Sequence[int] | np.ndarray) -> AugmentationGallery:
+        """Show other images (positions in the dataset), with the same presets and overrides.
+
+        Parameters
+        ----------
+        indices
+            Non-empty integer positions.
+
+        Returns
+        -------
+        AugmentationGallery
+            ``self``.
+        """
+        self._indices = self._check_indices(indices)
+        self._images = np.stack([np.asarray(self._dataset.images[int(i)]) for i in self._indices])
+        self._render()
+        return self
 
     def redraw(self) -> AugmentationGallery:
         """Draw new random views (the button does this)."""
