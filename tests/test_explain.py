@@ -151,3 +151,20 @@ def test_explainer_properties_options(explorer):
         SelectionExplainer(explorer, columns=["nope"])
     with pytest.raises(ConfigError, match="properties must"):
         SelectionExplainer(explorer, properties="all")
+
+
+def test_attach_uses_the_explorers_add_panel(explorer):
+    from tsimcne_nb.widgets.explain import SelectionExplainer
+
+    exp = SelectionExplainer(explorer, properties=None)
+    calls = []
+    if not hasattr(explorer, "add_panel"):
+        with pytest.raises(ConfigError, match="with_explorer"):
+            exp.attach()
+        explorer.add_panel = lambda widget, title="": calls.append((widget, title))
+    else:
+        real = explorer.add_panel
+        explorer.add_panel = lambda widget, title="": calls.append((widget, title)) or real(widget, title)
+    assert exp.attach() is explorer
+    exp.attach()  # once only
+    assert calls == [(exp.widget, "explain the selection")]

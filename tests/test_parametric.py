@@ -157,3 +157,12 @@ def test_with_a_real_fitted_model():
     assert panel.gallery.views["model"].shape == (1, 3, 8, 8, 3)
     new = panel.place(images[:2])
     np.testing.assert_allclose(ex.selection_frame(new)[["x", "y"]], model.transform(images[:2]), rtol=1e-5)
+
+
+def test_attach_uses_the_explorers_add_panel(setup):
+    ex, model = setup
+    panel = ParametricPanel(ex, k=5, baseline=0)
+    calls = []
+    ex.add_panel = lambda widget, title="": calls.append((widget, title))
+    assert panel.attach(title="parametric") is ex
+    assert calls == [(panel.widget, "parametric")]

@@ -540,6 +540,7 @@ class SelectionExplainer:
         self._summary_html: Any = None
         self._large: Any = None
         self._widget: Any = None
+        self._attached = False
         explorer.scatter.widget.observe(self._on_selection, names=["selection"])
         explorer.panel.observe(self._on_focus, names=["focused"])
         self.update()
@@ -613,10 +614,7 @@ class SelectionExplainer:
         from tsimcne_nb.widgets.thumbnails import png_data_uri
 
         row = self.explorer.selection_frame([index]).iloc[0]
-        if index < len(self._dataset):
-            img = np.asarray(self._dataset.images[int(index)])
-        else:
-            img = None
+        img = _read_image(self.explorer, self._dataset, int(index))
         skip = {"index", "x", "y", "label", "new"}
         fields = "".join(
             f"<tr><th>{_esc(k)}</th><td>{_fmt(v) if isinstance(v, float) else _esc(v)}</td></tr>"
@@ -661,8 +659,40 @@ class SelectionExplainer:
             self._widget.add_class("tsimcne-explain")
         return self._widget
 
+    def attach(self, title: str = "explain the selection") -> Any:
+        """Put this panel into the explorer's own layout (``Explorer.add_panel``), once.
+
+        Parameters
+        ----------
+        title
+            Shown above the panel.
+
+        Returns
+        -------
+        Explorer
+            The explorer, to display it.
+
+        Raises
+        ------
+        ConfigError
+            If this explorer has no ``add_panel``; use :meth:`with_explorer` then.
+        """
+        add = getattr(self.explorer, "add_panel", None)
+        if add is None:
+            raise ConfigError(
+                "this Explorer has no add_panel: display panel.with_explorer() instead."
+            )
+        if not self._attached:
+            add(self.widget, title=title)
+            self._attached = True
+        return self.explorer
+
     def with_explorer(self):
-        """The explorer (map and thumbnails) with this panel under it, as one widget."""
+        """The explorer (map and thumbnails) with this panel under it, as one widget.
+
+        Works with any explorer; :meth:`attach` puts the panel inside the explorer's
+        own layout instead, where the explorer has ``add_panel``.
+        """
         import ipywidgets as w
 
         return w.VBox([self.explorer.widget, self.widget], layout=w.Layout(width="100%"))
@@ -681,6 +711,14 @@ class SelectionExplainer:
             f"SelectionExplainer({s.n_selected} of {s.n_total} selected, "
             f"kNN purity {s.purity_inside:.2f}, k={s.k})"
         )
+
+
+def _read_image(explorer: Any, dataset: Any, index: int) -> np.ndarray | None:
+    """One image of the map: the dataset's, or an added one where the explorer can read it."""
+    if index < len(dataset):
+        return np.asarray(dataset.images[index])
+    read = getattr(explorer, "read_images", None)
+    return None if read is None else np.asarray(read([index]))[0]
 
 
 def _label_colors(labels: np.ndarray | None, names: list[str]) -> list[str]:

@@ -199,6 +199,7 @@ class ParametricPanel:
         self.index = -1
         self.result: dict[str, Any] | None = None
         self._widget: Any = None
+        self._attached = False
         self._info: Any = None
         self._gallery_box: Any = None
         self._status: Any = None
@@ -454,9 +455,9 @@ class ParametricPanel:
         return "".join(cells)
 
     def _image(self, i: int) -> np.ndarray | None:
-        if i < len(self._dataset):
-            return np.asarray(self._dataset.images[i])
-        return None
+        from tsimcne_nb.widgets.explain import _read_image
+
+        return _read_image(self.explorer, self._dataset, i)
 
     def _overlap_svg(self, overlap: float, k: int, width: int = 260, height: int = 50) -> str:
         base = self.baseline_overlaps()
@@ -544,8 +545,40 @@ class ParametricPanel:
             self._widget.add_class("tsimcne-parametric")
         return self._widget
 
+    def attach(self, title: str = "what only a parametric map shows") -> Any:
+        """Put this panel into the explorer's own layout (``Explorer.add_panel``), once.
+
+        Parameters
+        ----------
+        title
+            Shown above the panel.
+
+        Returns
+        -------
+        Explorer
+            The explorer, to display it.
+
+        Raises
+        ------
+        ConfigError
+            If this explorer has no ``add_panel``; use :meth:`with_explorer` then.
+        """
+        add = getattr(self.explorer, "add_panel", None)
+        if add is None:
+            raise ConfigError(
+                "this Explorer has no add_panel: display panel.with_explorer() instead."
+            )
+        if not self._attached:
+            add(self.widget, title=title)
+            self._attached = True
+        return self.explorer
+
     def with_explorer(self):
-        """The explorer (map and thumbnails) with this panel under it, as one widget."""
+        """The explorer (map and thumbnails) with this panel under it, as one widget.
+
+        Works with any explorer; :meth:`attach` puts the panel inside the explorer's
+        own layout instead, where the explorer has ``add_panel``.
+        """
         import ipywidgets as w
 
         return w.VBox([self.explorer.widget, self.widget], layout=w.Layout(width="100%"))
