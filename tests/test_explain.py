@@ -124,7 +124,7 @@ def test_explainer_follows_the_explorers_selection_and_focus(explorer):
     ex.focus(7)
     assert 'data-index="7"' in exp._large.value and "<img" in exp._large.value
     assert ">a<" in exp._large.value or 'data-label="a"' in exp._large.value
-    ex.tag("odd", [7])
+    ex.tag(indices=[7], name="odd")  # keywords: the argument order changes in issue 14
     ex.focus(8)
     ex.focus(7)
     assert "odd" in exp._large.value  # its tags

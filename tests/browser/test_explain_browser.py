@@ -37,7 +37,7 @@ ex.scatter.legend(False)
 ex.scatter.lasso(type="rectangle")
 ex.scatter.mouse("lasso")
 explainer = SelectionExplainer(ex, k=10)
-explainer.with_explorer()""",
+explainer.attach() if hasattr(ex, "add_panel") else explainer.with_explorer()""",
 ]
 SUMMARY = ".tsimcne-explain .tsimcne-explain-summary"
 

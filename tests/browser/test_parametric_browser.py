@@ -45,7 +45,7 @@ ex = Explorer(xy, ds, model=StubModel(), page_size=40, height=300)
 ex.scatter.legend(False)
 panel = ParametricPanel(ex, metric="euclidean", k=10, n_views=4, baseline=40)
 ex.select(np.arange({N_PER}))  # set-up: blob A's thumbnails are shown
-panel.with_explorer()""",
+panel.attach() if hasattr(ex, "add_panel") else panel.with_explorer()""",
 ]
 PARAM = ".tsimcne-parametric"
 

@@ -350,7 +350,7 @@ def histogram_svg(
     selected: np.ndarray,
     rest: np.ndarray,
     color: str = "#D55E00",
-    width: int = 220,
+    width: int = 170,
     height: int = 56,
 ) -> str:
     """One property: the selection's (coloured) and the rest's (grey) distributions, each normalised.
@@ -647,14 +647,17 @@ class SelectionExplainer:
         if self._widget is None:
             import ipywidgets as w
 
-            self._summary_html = w.HTML(self.html(), layout=w.Layout(flex="1 1 60%"))
+            self._summary_html = w.HTML(
+                self.html(), layout=w.Layout(flex="1 1 360px", min_width="360px")
+            )
             self._large = w.HTML(
                 self.large_view_html(int(self.explorer.panel.focused)),
                 layout=w.Layout(flex="0 0 auto", min_width=f"{LARGE_SIZE + 20}px"),
             )
+            # wraps: the large view goes under the explanation in a narrow column
             self._widget = w.HBox(
                 [self._summary_html, self._large],
-                layout=w.Layout(width="100%", align_items="flex-start"),
+                layout=w.Layout(width="100%", align_items="flex-start", flex_flow="row wrap"),
             )
             self._widget.add_class("tsimcne-explain")
         return self._widget
