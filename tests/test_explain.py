@@ -84,6 +84,16 @@ def test_fast_for_1000_points_of_a_200k_map():
     print(f"summarize 1000 of 200k points, 8 columns: {dt * 1000:.1f} ms")
     assert s.n_selected == 1000 and len(s.histograms) == 8
     assert dt < 0.5  # ~20 ms idle; generous for a loaded 2-core machine
+    big = np.arange(0, n, 2)  # half the map: the purity is measured on a sample
+    t0 = time.perf_counter()
+    s = stats.summarize(big)
+    dt = time.perf_counter() - t0
+    print(f"summarize 100k of 200k points: {dt * 1000:.0f} ms")
+    assert len(s.knn_points) == 5000 and np.isin(s.knn_points, big).all()
+    assert s.classes["count"].sum() == len(big)  # the make-up and histograms use all points
+    assert sum(h.sum() for h in s.histograms["p0"][1:]) == n
+    assert 0.3 < s.purity_inside < 0.7  # every other point of a random map
+    assert dt < 3.0
 
 
 # ------------------------------------------------------------------ widget
