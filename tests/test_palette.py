@@ -21,6 +21,15 @@ def test_up_to_eight_categories_use_okabe_ito_like_jupyter_scatter():
     assert to_hex((1.0, 0.5, 0.0, 0.3)) == "#ff8000"
 
 
+def test_ten_categories_are_ten_distinct_hues_not_light_dark_pairs():
+    # synthetic-blood has 10 classes: tab20 would give neutrophil and band the same blue
+    from matplotlib import colormaps
+
+    tab10 = [to_hex(colormaps["tab10"](i)) for i in range(10)]
+    assert category_hex(10) == tab10
+    assert category_hex(9) == tab10[:9]
+
+
 def test_negative_count_is_refused():
     with pytest.raises(ValueError, match=">= 0"):
         category_colors(-1)

@@ -3,8 +3,9 @@
 Figures (matplotlib), the static PNG of a map and the live explorer (jupyter-scatter) all
 colour category ``i`` of ``n`` with ``category_colors(n)[i]``, so a class has the same colour
 in every picture. Up to 8 categories: the Okabe-Ito colours (colour-blind safe, and the ones
-jupyter-scatter picks by default); up to 20: matplotlib's tab20; beyond that, hues spread by
-the golden ratio so neighbouring indices stay far apart.
+jupyter-scatter picks by default); 9 or 10: matplotlib's tab10; up to 20: tab20 (its light/dark
+pairs are hard to tell apart, so it is used only where ten colours do not suffice); beyond that,
+hues spread by the golden ratio so neighbouring indices stay far apart.
 
 This module imports only numpy at import time (matplotlib lazily), so widgets can use it.
 """
@@ -67,7 +68,7 @@ def category_colors(n: int) -> list[RGB]:
     if n <= 20:
         from matplotlib import colormaps
 
-        cmap = colormaps["tab20"]
+        cmap = colormaps["tab10" if n <= 10 else "tab20"]
         return [tuple(float(v) for v in cmap(i)[:3]) for i in range(n)]  # type: ignore[misc]
     import colorsys
 
