@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.widgets._panel import ExplorerPanel
 from tsimcne_nb.widgets.explain_render import _esc, _fmt, summary_html
 from tsimcne_nb.widgets.selection_stats import (
     SelectionSummary,
@@ -43,7 +44,7 @@ __all__ = ["SelectionExplainer", "SelectionSummary", "explain_selection"]
 LARGE_SIZE = 192
 
 
-class SelectionExplainer:
+class SelectionExplainer(ExplorerPanel):
     """A panel that explains the explorer's current selection and shows the focused image large.
 
     Parameters
@@ -66,6 +67,8 @@ class SelectionExplainer:
     Points added with ``Explorer.add_points`` count as unlabelled and have no
     properties.
     """
+
+    TITLE = "explain the selection"
 
     def __init__(
         self,
@@ -249,52 +252,6 @@ class SelectionExplainer:
             )
             self._widget.add_class("tsimcne-explain")
         return self._widget
-
-    def attach(self, title: str = "explain the selection") -> Any:
-        """Put this panel into the explorer's own layout (``Explorer.add_panel``), once.
-
-        Parameters
-        ----------
-        title
-            Shown above the panel.
-
-        Returns
-        -------
-        Explorer
-            The explorer, to display it.
-
-        Raises
-        ------
-        ConfigError
-            If this explorer has no ``add_panel``; use :meth:`with_explorer` then.
-        """
-        add = getattr(self.explorer, "add_panel", None)
-        if add is None:
-            raise ConfigError(
-                "this Explorer has no add_panel: display panel.with_explorer() instead."
-            )
-        if not self._attached:
-            add(self.widget, title=title)
-            self._attached = True
-        return self.explorer
-
-    def with_explorer(self):
-        """The explorer (map and thumbnails) with this panel under it, as one widget.
-
-        Works with any explorer; :meth:`attach` puts the panel inside the explorer's
-        own layout instead, where the explorer has ``add_panel``.
-        """
-        import ipywidgets as w
-
-        return w.VBox([self.explorer.widget, self.widget], layout=w.Layout(width="100%"))
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict:
-        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
-        data = dict((bundle[0] if isinstance(bundle, tuple) else bundle) or {})
-        # nbconvert keeps no widget state: the same explanation as static HTML
-        data["text/html"] = self.html()
-        data.setdefault("text/plain", repr(self))
-        return data
 
     def __repr__(self) -> str:
         s = self.summary

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.widgets._panel import ExplorerPanel
 
 __all__ = ["ParametricPanel", "feature_neighbours"]
 
@@ -118,7 +119,7 @@ def _decode_upload(content: bytes, shape: tuple[int, int, int], name: str) -> np
     return np.asarray(img, dtype=np.uint8)
 
 
-class ParametricPanel:
+class ParametricPanel(ExplorerPanel):
     """Augmentations, feature-space vs map neighbours and placing new images, for the focused point.
 
     Parameters
@@ -148,6 +149,8 @@ class ParametricPanel:
     The panel observes ``explorer.panel.focused``: a click on a thumbnail (or
     ``explorer.focus(i)``) shows that point.
     """
+
+    TITLE = "what only a parametric map shows"
 
     def __init__(
         self,
@@ -544,51 +547,6 @@ class ParametricPanel:
             )
             self._widget.add_class("tsimcne-parametric")
         return self._widget
-
-    def attach(self, title: str = "what only a parametric map shows") -> Any:
-        """Put this panel into the explorer's own layout (``Explorer.add_panel``), once.
-
-        Parameters
-        ----------
-        title
-            Shown above the panel.
-
-        Returns
-        -------
-        Explorer
-            The explorer, to display it.
-
-        Raises
-        ------
-        ConfigError
-            If this explorer has no ``add_panel``; use :meth:`with_explorer` then.
-        """
-        add = getattr(self.explorer, "add_panel", None)
-        if add is None:
-            raise ConfigError(
-                "this Explorer has no add_panel: display panel.with_explorer() instead."
-            )
-        if not self._attached:
-            add(self.widget, title=title)
-            self._attached = True
-        return self.explorer
-
-    def with_explorer(self):
-        """The explorer (map and thumbnails) with this panel under it, as one widget.
-
-        Works with any explorer; :meth:`attach` puts the panel inside the explorer's
-        own layout instead, where the explorer has ``add_panel``.
-        """
-        import ipywidgets as w
-
-        return w.VBox([self.explorer.widget, self.widget], layout=w.Layout(width="100%"))
-
-    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict:
-        bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
-        data = dict((bundle[0] if isinstance(bundle, tuple) else bundle) or {})
-        data["text/html"] = self.html()  # nbconvert keeps no widget state
-        data.setdefault("text/plain", repr(self))
-        return data
 
     def __repr__(self) -> str:
         shown = "nothing shown" if self.result is None else (
