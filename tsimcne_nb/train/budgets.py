@@ -93,6 +93,11 @@ QUICK = Budget(
 
 BUDGETS: dict[str, Budget] = {b.name: b for b in (PAPER, QUICK)}
 
+#: the one default budget of the estimators (``TSimCNE()``, ``SimCLR()``, ``BYOL()``), the
+#: pipelines and the command line (``--budget``): ``"quick"``, minutes on a CPU.  Pass
+#: ``budget="paper"`` (``--budget paper``) for the published recipe, which wants a GPU.
+DEFAULT_BUDGET = "quick"
+
 
 def resolve_budget(budget: str | Budget) -> Budget:
     """Look up a budget by name (``"paper"`` or ``"quick"``) or pass a :class:`Budget` through."""
