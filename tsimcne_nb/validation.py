@@ -25,6 +25,7 @@ __all__ = [
     "check_labels_for_scoring",
     "check_rng",
     "check_seed",
+    "seed_from_random_state",
     "validate_images",
     "validate_labels",
 ]
@@ -380,3 +381,31 @@ def check_rng(random_state: Any) -> np.random.Generator:
                                      or isinstance(random_state, bool)):
         raise ConfigError(f"random_state must be an int or None; got {random_state!r}.")
     return np.random.default_rng(random_state)
+
+
+def seed_from_random_state(random_state: Any) -> int | None:
+    """The integer seed of an estimator's ``random_state`` (None stays None: draw one).
+
+    * an int ``>= 0`` is the seed;
+    * a :class:`numpy.random.Generator` gives ``int(rng.integers(2**31 - 1))`` and a
+      :class:`numpy.random.RandomState` ``int(rs.randint(2**31 - 1))``: one draw, so the same
+      generator state always gives the same seed (and the same run); the generator advances
+      by that one draw.
+
+    Raises
+    ------
+    ConfigError
+        For anything else.
+    """
+    if random_state is None:
+        return None
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**31 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31 - 1))
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
+        raise ConfigError(
+            "random_state must be an integer >= 0, None, a numpy.random.Generator or a "
+            f"numpy.random.RandomState; got {random_state!r}."
+        )
+    return int(random_state)

@@ -20,6 +20,7 @@ from tsimcne_nb.errors import ConfigError
 from tsimcne_nb.qc.perturb import _inject, injected_mask, parse_inject
 from tsimcne_nb.qc.report import QCReport, _write_csv, qc_report
 from tsimcne_nb.qc.scoring import recovery_scores
+from tsimcne_nb.train.budgets import DEFAULT_BUDGET
 
 __all__ = ['MAP_METHODS', 'qc_to_directory']
 
@@ -104,7 +105,7 @@ def qc_to_directory(
     inject: str | Mapping[str, int] | None = None,
     augment: str = "randrot",
     map_method: str | Sequence[str] = "tsimcne",
-    budget: str = "quick",
+    budget: str = DEFAULT_BUDGET,
     device: str = "auto",
     random_state: int | None = 0,
     num_threads: int | str | None = "auto",
