@@ -38,11 +38,11 @@ def build_manifest(
 
     Parameters
     ----------
-    kind
+    kind : str
         What was made, e.g. ``"tsimcne-model"``, ``"comparison"``, ``"qc-report"``.
-    config
+    config : dict[str, object]
         The parameters that made it, verbatim.
-    dataset
+    dataset : ImageDataset or array-like
         An :class:`~tsimcne_nb.data.core.ImageDataset` (its ``summary()`` with the
         content fingerprint is stored) or an already-made summary dict.
     """

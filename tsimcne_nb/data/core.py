@@ -57,26 +57,28 @@ class ImageDataset:
 
     Parameters
     ----------
-    images
+    images : array-like
         uint8 array-like of shape (N, H, W, 3).  Grayscale, RGBA, float and torch
         inputs are converted (see :func:`validate_images`).
-    labels
+    labels : numpy.ndarray, optional
         Integer class per image, shape (N,), or None.
-    class_names
+    class_names : list[str], optional
         Name of each class index; defaults to ``["0", "1", ...]``.
-    metadata
+    metadata : pandas.DataFrame, optional
         DataFrame with one row per image; ``index`` (position in the source) and
         ``split`` columns are added when missing.
-    name
+    name : str
         Short dataset name used in manifests, figures and cache keys.
-    synthetic
+    synthetic : bool
         True for generated data: figures and reports say so.
     """
 
     images: Any
     labels: np.ndarray | None = None
-    class_names: list[str] | None = None
-    metadata: pd.DataFrame | None = None
+    # None is accepted and replaced in __post_init__ (default names, an index-only frame), so
+    # every ImageDataset holds a list and a DataFrame here
+    class_names: list[str] = None  # type: ignore[assignment]
+    metadata: pd.DataFrame = None  # type: ignore[assignment]
     name: str = "custom"
     synthetic: bool = False
     _fingerprint: str | None = field(default=None, repr=False, compare=False)
@@ -88,7 +90,7 @@ class ImageDataset:
         if self.class_names is None:
             k = int(self.labels.max()) + 1 if self.labels is not None and n else 0
             if k > _MAX_DENSE_LABEL:
-                values = np.unique(self.labels)
+                values = np.unique(np.asarray(self.labels))
                 if k > 4 * len(values):  # far apart: one name per value up to k would waste memory
                     warnings.warn(
                         f"label values are far apart ({len(values)} distinct, the largest {k - 1}); "
@@ -96,7 +98,7 @@ class ImageDataset:
                         "class names.",
                         stacklevel=3,
                     )
-                    self.labels = np.searchsorted(values, self.labels).astype(np.int64)
+                    self.labels = np.searchsorted(values, np.asarray(self.labels)).astype(np.int64)
                     k = len(values)
                     self.class_names = [str(v) for v in values]
             if self.class_names is None:

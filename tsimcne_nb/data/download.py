@@ -155,20 +155,20 @@ def download_file(
 
     Parameters
     ----------
-    url
+    url : str
         http(s) URL of the file.
-    dest
+    dest : str or os.PathLike
         Final path.  If it already exists (and matches ``md5`` when given) nothing is
         downloaded.
-    md5
+    md5 : str or Iterable[str], optional
         Expected MD5 hex digest, or several accepted digests, or None (no check).
-    timeout
+    timeout : float
         Seconds to wait for the server on connect and on each read.
-    strict_md5
+    strict_md5 : bool
         If True a mismatch raises :class:`DownloadError` and the bad file is moved
         aside to ``<dest>.bad`` (never installed); if False it only warns (PCam,
         whose published checksums are partly swapped).
-    progress
+    progress : bool
         Show a tqdm progress bar.
 
     Returns

@@ -34,7 +34,7 @@ def write_medmnist_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray]
     """A MedMNIST ``.npz``: ``{train,val,test}_{images,labels}`` with ``np.savez_compressed``
     (the official files hold labels as ``(N, 1)`` uint8)."""
     with atomic_open(path, "wb", overwrite=overwrite) as fh:
-        np.savez_compressed(fh, **arrays)
+        np.savez_compressed(fh, **dict(arrays))  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     return Path(path)
 
 

@@ -250,16 +250,16 @@ def load_dataset(
 
     Parameters
     ----------
-    name
+    name : str
         One of :func:`list_datasets` (``tsimcne-nb datasets`` prints them), or
         ``npz:PATH`` / ``folder:PATH`` for your own data.
-    root
+    root : str or os.PathLike, optional
         Folder holding the dataset's files (or the common data folder holding
         ``medmnist/``, ``pcam/``, ...); default ``$TSIMCNE_DATA/<dataset>`` or
         ``~/.tsimcne_nb/data/<dataset>``.
-    download
+    download : bool
         Download missing files where the source allows it.
-    **options
+    **options : dict
         Dataset-specific options (e.g. ``size=64``, ``split="test"``, ``labels=7``);
         strings as given on the command line are converted.
 

@@ -86,11 +86,11 @@ def tsne_of(features: Any, random_state: int | None = 0, n_jobs: int | str = "au
 
     Parameters
     ----------
-    features
+    features : array-like
         (N, d) array.
-    random_state
+    random_state : int, optional
         Seed of openTSNE (initialisation and neighbour search).
-    n_jobs
+    n_jobs : int or str
         Threads; ``"auto"`` follows ``TSIMCNE_NUM_THREADS`` or the idle cores.
 
     Returns
@@ -159,21 +159,21 @@ def tsne_pixels(
 
     Parameters
     ----------
-    dataset
+    dataset : ImageDataset or array-like
         An :class:`~tsimcne_nb.data.core.ImageDataset`.
-    random_state
+    random_state : int, optional
         Seed of PCA and t-SNE.
-    pca_dim
+    pca_dim : int, optional
         Reduce to this many principal components first when the pixel dimension
         ``H*W*3`` exceeds ``pca_threshold`` (PCam's 96x96x3 = 27648 does; 28x28x3
         does not).  ``None`` never reduces.
-    pca_threshold
+    pca_threshold : int
         Pixel dimension above which PCA is applied.
-    n_jobs
+    n_jobs : int or str
         openTSNE threads.
-    cache
+    cache : FeatureCache, optional
         Optional :class:`FeatureCache`.
-    max_in_memory
+    max_in_memory : int
         Above this many pixel values the PCA is computed in chunks
         (IncrementalPCA), never holding all pixels in memory.
     return_features : bool
@@ -231,28 +231,28 @@ def imagenet_features(
 
     Parameters
     ----------
-    dataset
+    dataset : ImageDataset or array-like
         An :class:`~tsimcne_nb.data.core.ImageDataset`.
-    arch
+    arch : str
         ``"resnet18"`` (512-d) or ``"resnet152"`` (2048-d).
-    weights
+    weights : str, path or None
         ``"imagenet"``: torchvision's ``IMAGENET1K_V1`` weights from the local torch
         hub cache (downloaded only with ``download=True``; a missing file raises
         :class:`~tsimcne_nb.errors.DatasetNotFoundError` naming the file and
         folder).  A path: a state-dict file, checked by :func:`check_weights_file`.
         ``None``: random initialisation (seeded by ``random_state``) -- *not* an
         ImageNet baseline; see :func:`resnet_label`.
-    device
+    device : str
         ``"auto"``, ``"cpu"``, ``"cuda"``, ...
-    batch_size
+    batch_size : int
         Images per forward pass.
-    resize, crop
+    resize, crop : int
         Preprocessing sizes (the paper: 256 and 224).
-    random_state
+    random_state : int, optional
         Seed of the random initialisation when ``weights=None``.
-    cache
+    cache : FeatureCache, optional
         Optional :class:`FeatureCache`.
-    download
+    download : bool
         With ``weights="imagenet"``: fetch missing weights through torchvision's
         weights API (:func:`download_imagenet_weights`, hash-checked).
 

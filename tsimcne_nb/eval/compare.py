@@ -32,13 +32,17 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tsimcne_nb.data.core import synthetic_title
 from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError
 from tsimcne_nb.eval.methods import Method, _registry
+
+if TYPE_CHECKING:  # annotations only: the modules stay light to import
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 __all__ = ['METHODS', 'DEFAULT_METHODS', 'EXPERIMENTS', 'ComparisonResult', 'compare', 'combine_tables']
 
@@ -140,7 +144,7 @@ class ComparisonResult:
     def column_name(self) -> str:
         return synthetic_title(self.dataset_name, self.synthetic)
 
-    def metrics(self) -> Any:
+    def metrics(self) -> pd.DataFrame:
         """All records as a DataFrame (one row per method and seed)."""
         import pandas as pd
 
@@ -149,12 +153,12 @@ class ComparisonResult:
     def _label(self, method: str) -> str:
         return next(r["label"] for r in self.records if r["method"] == method)
 
-    def table(self, metric: str | None = None) -> Any:
+    def table(self, metric: str | None = None) -> pd.DataFrame:
         """The paper's table layout: rows = method, columns = dataset.
 
         Parameters
         ----------
-        metric
+        metric : str, optional
             ``"knn_accuracy"`` (Table 2, in %), ``"silhouette"`` (Table 3),
             ``"linear_accuracy"`` (Table 5, in %), or None for all present, as a
             two-level column index (metric, dataset).
@@ -228,7 +232,7 @@ class ComparisonResult:
         path: str | os.PathLike | None = None,
         overwrite: bool = False,
         ncols: int | None = None,
-    ) -> Any:
+    ) -> Figure:
         """One panel per method, kNN accuracy and silhouette in each title (Figure 2).
 
         ``other_threshold="auto"`` draws classes with fewer than 1% of the points
@@ -261,7 +265,7 @@ def _markdown_table(df: Any) -> str:
     return "\n".join(lines)
 
 
-def combine_tables(results: Sequence[ComparisonResult], metric: str = "knn_accuracy") -> Any:
+def combine_tables(results: Sequence[ComparisonResult], metric: str = "knn_accuracy") -> pd.DataFrame:
     """Several datasets' results side by side: rows = method, one column per dataset."""
     import pandas as pd
 
@@ -442,36 +446,36 @@ def compare(
 
     Parameters
     ----------
-    dataset
+    dataset : ImageDataset or array-like
         A labelled :class:`~tsimcne_nb.data.core.ImageDataset`.
-    methods
+    methods : Sequence[str] or str, optional
         Names from :data:`METHODS` (list or comma-separated string).  Default: the
         experiment's methods, or :data:`DEFAULT_METHODS` (the paper's Table 2 rows).
-    seeds
+    seeds : Sequence[int] or int
         One run per method and seed; tables show mean ± sd over seeds.
-    budget
+    budget : str or Budget
         Training budget of the self-supervised methods (``"quick"`` or ``"paper"``).
-    device
+    device : str
         ``"auto"``, ``"cpu"``, ``"cuda"``, ...
-    cache_dir
+    cache_dir : str or os.PathLike, optional
         Folder of the feature/embedding cache; None computes everything afresh.
-    progress
+    progress : bool
         Print one line per run (and let trainers show progress bars).
-    resnet_weights
+    resnet_weights : str, path or None
         ``"auto"`` (ImageNet weights if in the local torch hub cache, otherwise a
         random-init ResNet labelled "NOT ImageNet"), ``"imagenet"`` (error if
         missing), a state-dict path, or None (random init).  A file is checked
         (architecture, expected keys) before it is used; a path is labelled
         "ImageNet" only when it is torchvision's published file (same hash).
-    experiment
+    experiment : str, optional
         None or a name in :data:`EXPERIMENTS`: ``"ablation"``, ``"linear"``,
         ``"cifar-control"``.
-    random_state
+    random_state : int
         Seed of the evaluation splits (kNN 9:1 split; the fallback 80/20 split of
         the linear experiment), independent of the method seeds.
-    n_jobs
+    n_jobs : int or str
         openTSNE threads.
-    download_weights
+    download_weights : bool
         Fetch missing ImageNet weights through torchvision's weights API into the
         torch hub cache (hash-checked) instead of falling back to random init.
 

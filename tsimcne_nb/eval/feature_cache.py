@@ -56,7 +56,7 @@ class FeatureCache:
 
     Parameters
     ----------
-    cache_dir
+    cache_dir : str or os.PathLike, optional
         Folder to keep the arrays in (created on first write).  ``None`` disables
         caching: everything is computed, nothing stored.
 

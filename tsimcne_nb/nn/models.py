@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import cast
 
 import torch
 from torch import nn
@@ -212,7 +213,7 @@ def _adopt_module(module: nn.Module, in_channels: int) -> nn.Module:
             f"the backbone module must return a tensor; it returned {type(y).__name__}."
         )
     if y.dim() == 2:
-        module.out_features = int(y.shape[1])
+        setattr(module, "out_features", int(y.shape[1]))  # noqa: B010 (nn.Module __setattr__)
         return module
     if y.dim() == 4:
         return _PooledBackbone(module, int(y.shape[1]))
@@ -248,12 +249,12 @@ class ProjectionHead(nn.Module):
     @property
     def out_dim(self) -> int:
         """Current output dimension."""
-        return self.layers[-1].out_features
+        return self.output_layer.out_features
 
     @property
     def output_layer(self) -> nn.Linear:
         """The last Linear layer."""
-        return self.layers[-1]
+        return cast(nn.Linear, self.layers[-1])
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.layers(h)
@@ -286,7 +287,7 @@ class ProjectionHead(nn.Module):
         out_dim = check_int("out_dim", out_dim)
         if not (isinstance(std, (int, float)) and std > 0):
             raise ConfigError(f"std must be a positive number; got {std!r}.")
-        old = self.layers[-1]
+        old = self.output_layer
         new = nn.Linear(self.hidden, out_dim)
         with torch.no_grad():
             new.weight.copy_(torch.randn(new.weight.shape, generator=generator) * float(std))
@@ -413,7 +414,7 @@ class BYOLNet(nn.Module):
         feats = getattr(backbone, "out_features", None)
         if not isinstance(feats, int):
             backbone = make_backbone(backbone)
-            feats = backbone.out_features
+            feats = cast(int, backbone.out_features)
         self.backbone = backbone
         self.projector = MLP(feats, hidden, out_dim)
         self.predictor = MLP(out_dim, hidden, out_dim)

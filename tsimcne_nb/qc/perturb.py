@@ -78,15 +78,15 @@ def inject_duplicates(
 
     Parameters
     ----------
-    dataset
+    dataset : ImageDataset
         The dataset to copy; it is not modified.
-    k
+    k : int
         Number of copies to append.
-    source_index
+    source_index : int, optional
         Position of the image to duplicate; a random image when None.
-    crop_scale, noise_std, jitter
+    crop_scale, noise_std, jitter : tuple[float, float]
         Strength of the perturbations (see above).
-    random_state
+    random_state : int, optional
         Seed: the same seed gives the same copies.
 
     Returns
@@ -223,15 +223,15 @@ def inject_artefacts(
 
     Parameters
     ----------
-    dataset
+    dataset : ImageDataset
         The dataset to copy; it is not modified.
-    m
+    m : int
         Number of images to paint.
-    random_state
+    random_state : int, optional
         Seed: the same seed gives the same images and masks.
-    shape, coverage
+    shape, coverage : str
         See above.
-    mode
+    mode : str
         ``'replace'`` (default, as in the paper): the chosen images are replaced by
         their painted versions, the dataset keeps its size.  ``'append'``: painted
         copies are appended and the originals stay.

@@ -88,16 +88,16 @@ def qc_experiment(
 
     Parameters
     ----------
-    dataset
+    dataset : ImageDataset
         Clean dataset.
-    kind, count
+    kind, count : str
         ``'duplicates'`` or ``'artefacts'`` and how many.
-    map_fn
+    map_fn : Callable[[ImageDataset], object]
         ``map_fn(perturbed_dataset)`` -> ``(N, 2)`` embedding or ``(embedding,
         features)``, e.g. ``lambda d: (m := TSimCNE(...).fit(d)).embedding_, m.features(d)``.
-    top
+    top : int
         Groups counted as flagged (see :func:`recovery_scores`).
-    report_options
+    report_options : dict
         Passed to :func:`qc_report`.
 
     Returns

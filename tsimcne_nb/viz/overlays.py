@@ -65,20 +65,26 @@ def thumbnail_grid_over_map(
 
     Parameters
     ----------
-    embedding
+    embedding : array-like
         (N, 2) map of ``dataset``.
-    dataset
+    dataset : ImageDataset or array-like
         The :class:`~tsimcne_nb.data.core.ImageDataset` that was embedded.
-    grid
+    grid : int
         Cells per side (the paper: 10).
-    min_count
+    min_count : int, optional
         Minimum points in a cell to show an image.  Default ``max(1, N // 3000)``,
         i.e. about 100 for PCam's 327k images as in the paper.
-    ax, path, overwrite, title
-        As in :func:`plot_map`.
-    show_points
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes (as in :func:`plot_map`).
+    path : str or os.PathLike, optional
+        Save the figure here (as in :func:`plot_map`).
+    overwrite : bool
+        Replace an existing ``path``.
+    title : str, optional
+        Axes title.
+    show_points : bool
         Draw the map faintly underneath.
-    frame_width
+    frame_width : float
         Line width of the class-coloured frames.
 
     Returns
@@ -210,11 +216,11 @@ def callouts(
 
     Parameters
     ----------
-    embedding
+    embedding : array-like
         (N, 2) map of ``dataset``.
-    dataset
+    dataset : ImageDataset or array-like
         The embedded :class:`~tsimcne_nb.data.core.ImageDataset`.
-    points
+    points : array-like
         Where to call out; one of
 
         * coordinates ``[(x, y), ...]`` -- the ``n_images`` points nearest each;
@@ -223,13 +229,21 @@ def callouts(
           call-out with ``n_images`` random members, anchored at its central point.
 
         Nothing is hard-coded: pick places from your own map.
-    n_images
+    n_images : int
         Images per call-out.
-    ax, path, overwrite, title, other_threshold
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes (as in :func:`plot_map`).
+    path : str or os.PathLike, optional
+        Save the figure here (as in :func:`plot_map`).
+    overwrite : bool
+        Replace an existing ``path``.
+    title : str, optional
+        Axes title.
+    other_threshold : int or "auto", optional
         As in :func:`plot_map`.
-    zoom
+    zoom : float, optional
         Image magnification (default: about 0.5 inch per image).
-    random_state
+    random_state : int, optional
         Seed for the members shown of a boolean selection.
 
     Returns

@@ -96,11 +96,11 @@ def load_cifar10(
 
     Parameters
     ----------
-    root
+    root : str or os.PathLike
         Folder holding ``cifar-10-batches-py`` (or that folder itself).
-    split
+    split : str
         ``"all"`` (50,000 train then 10,000 test), ``"train"`` or ``"test"``.
-    download
+    download : bool
         Fetch and safely extract ``cifar-10-python.tar.gz`` (MD5-checked) if missing.
     """
     if split not in ("all", "train", "test"):

@@ -139,25 +139,25 @@ def load_leukemia(
 
     Parameters
     ----------
-    root
+    root : str or os.PathLike
         The folder holding ``AML-Cytomorphology_LMU``, or that folder itself.
-    size
+    size : int
         Side length after resizing (antialiased); the paper used 28.
-    merge
+    merge : bool
         Merge rare classes into ``OTH`` (True, the paper) or keep all 15.
-    min_count
+    min_count : int
         Classes with fewer images than this are merged (the paper: 80).
-    merge_counts
+    merge_counts : str or dict[str, int]
         Where the class counts come from: ``"paper"`` (default: the official counts
         in DATASETS.md, so a partial copy gets the same classes as the paper),
         ``"observed"`` (the files present) or a dict abbreviation -> count.
-    cache
+    cache : bool
         Keep the resized images in ``<folder>/.tsimcne_nb_<size>px.npz`` (rebuilt
         when the file list changes; skipped with a warning if the folder is
         read-only).
-    progress
+    progress : bool
         tqdm bar while reading TIFFs.
-    download
+    download : bool
         Not possible (manual download from TCIA): raises DatasetNotFoundError
         with instructions when the folder is missing.
 

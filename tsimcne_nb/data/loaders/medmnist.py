@@ -105,18 +105,18 @@ def load_medmnist(
 
     Parameters
     ----------
-    flag
+    flag : str
         ``"bloodmnist"``, ``"pathmnist"`` or ``"dermamnist"``.
-    root
+    root : str or os.PathLike
         Folder holding the npz file.
-    size
+    size : int
         28, 64, 128 or 224 (which file to read).
-    split
+    split : str
         ``"all"`` (the paper's train+val+test, in that order), ``"train"``,
         ``"val"`` or ``"test"``.
-    labels
+    labels : int, optional
         DermaMNIST only: 2 (default; the paper's melanocytic nevi versus other) or 7.
-    download
+    download : bool
         Fetch the file from zenodo if missing (MD5-checked).
 
     Returns

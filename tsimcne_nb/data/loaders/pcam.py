@@ -126,11 +126,13 @@ class H5ImageArray(LazyImageArray):
 
     Parameters
     ----------
-    path
+    path : str or os.PathLike
         The ``.h5`` file.
-    key
+    key : str
         Name of the dataset inside it (``"x"`` for PCam).
 
+    Notes
+    -----
     The file is opened on first access and reopened after pickling (DataLoader
     workers), so the object is cheap to copy.
     """
@@ -306,14 +308,14 @@ def load_pcam(
 
     Parameters
     ----------
-    root
+    root : str or os.PathLike
         Folder with the six ``camelyonpatch_level_2_split_*_{x,y}.h5`` files (or ``.h5.gz``).
-    split
+    split : str
         ``"all"`` (train+valid+test, one lazy array), ``"train"``, ``"valid"`` (or
         ``"val"``) or ``"test"``.
-    size
+    size : int or Sequence[int], optional
         Resize the 96 px patches on access (e.g. 32 or 64); None keeps 96.
-    download
+    download : bool
         Fetch missing ``.h5.gz`` files from zenodo record 2546921.
 
     Returns

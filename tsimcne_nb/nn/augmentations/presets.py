@@ -40,7 +40,7 @@ def make_augmentation(
         Output size in pixels (normally the image size).
     fill : sequence of 3 floats in [0, 255], optional
         Corner colour for rotations, normally ``dataset.border_color()``.
-    **overrides
+    **overrides : dict
         Any :class:`Augmentation` parameter, e.g. the paper's Table 4 ablations
         ``crop=False``, ``jitter_p=0``, ``grayscale_p=0``.
 
@@ -82,4 +82,4 @@ def two_views(
     x = Augmentation._to_float_nchw(images)
     x2 = torch.cat([x, x], dim=0)
     params = aug.sample_params(x2.shape[0], generator, x.shape[2], x.shape[3])
-    return aug._apply(x2, params)
+    return aug._apply_params(x2, params)

@@ -86,16 +86,16 @@ def near_duplicate_groups(
 
     Parameters
     ----------
-    features
+    features : array-like
         (N, F) features, e.g. the backbone's (:meth:`TSimCNE.features`).
-    threshold
+    threshold : float, optional
         Distance below which two images count as near-duplicates.  None: ``auto_factor``
         times the dataset's median nearest-neighbour distance.  Look at example pairs
         at several thresholds with :func:`duplicate_pairs_at_thresholds` and
         :func:`pairs_figure` to choose one.
-    metric
+    metric : str
         ``'cosine'`` (1 - cosine similarity) or ``'euclidean'``.
-    min_size
+    min_size : int
         Smallest group reported.
 
     Returns
@@ -147,14 +147,14 @@ def duplicate_pairs_at_thresholds(
 
     Parameters
     ----------
-    features
+    features : array-like
         (N, F) features.
-    thresholds
+    thresholds : Sequence[float], optional
         Increasing distances; None: (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0) times the
         median nearest-neighbour distance.
-    metric
+    metric : str
         ``'cosine'`` or ``'euclidean'``.
-    examples
+    examples : int
         Random example pairs kept per threshold, drawn from the pairs that threshold
         adds to the previous one (the pairs a user must judge to accept it).
 
