@@ -230,6 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tsimcne-nb`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
 
     Errors the user can fix are printed as one line (no traceback) with exit status 1.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments (default: ``sys.argv[1:]``).
     """
     parser = build_parser()
     args = parser.parse_args(argv)

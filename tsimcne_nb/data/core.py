@@ -38,6 +38,13 @@ def synthetic_title(text: str, synthetic: bool) -> str:
 
     Every figure title, table header and report line of the package goes through this, so
     synthetic data are labelled the same way everywhere.
+
+    Parameters
+    ----------
+    text : str
+        A name or title.
+    synthetic : bool
+        Whether the data are synthetic.
     """
     if synthetic and SYNTHETIC_LABEL not in text.lower():
         return f"{text} ({SYNTHETIC_LABEL})" if text else SYNTHETIC_LABEL
@@ -45,7 +52,15 @@ def synthetic_title(text: str, synthetic: bool) -> str:
 
 
 def iter_chunks(images: Any, chunk: int = CHUNK):
-    """Yield ``(start, block)`` with ``block`` a numpy array of up to ``chunk`` images."""
+    """Yield ``(start, block)`` with ``block`` a numpy array of up to ``chunk`` images.
+
+    Parameters
+    ----------
+    images : array-like or lazy image array
+        The images.
+    chunk : int
+        Images per block.
+    """
     n = len(images)
     for start in range(0, n, chunk):
         yield start, np.asarray(images[start : start + chunk])
@@ -191,7 +206,15 @@ class ImageDataset:
 
     # ----------------------------------------------------------------- subsets
     def subset(self, indices: Sequence[int] | np.ndarray, name: str | None = None) -> ImageDataset:
-        """A new dataset of the images at ``indices`` (in that order), loaded into memory."""
+        """A new dataset of the images at ``indices`` (in that order), loaded into memory.
+
+        Parameters
+        ----------
+        indices : array-like of int or bool
+            Positions to take (in this order), or a boolean mask.
+        name : str, optional
+            Name of the new dataset (default: this one's).
+        """
         idx = np.asarray(indices)
         if idx.dtype == np.bool_:
             idx = np.flatnonzero(idx)
@@ -219,6 +242,15 @@ class ImageDataset:
 
         Without labels, a uniform random subset.  Indices are returned sorted so the
         subset keeps the source order.
+
+        Parameters
+        ----------
+        n : int
+            Number of images to keep.
+        random_state : int, optional
+            Seed of the choice.
+        name : str, optional
+            Name of the new dataset.
         """
         if n <= 0:
             raise DataError(f"subset size must be positive; got {n}.")
@@ -276,7 +308,15 @@ class ImageDataset:
 
     def resize(self, size: int | tuple[int, int], name: str | None = None) -> ImageDataset:
         """A new in-memory dataset with every image resized to ``size`` (antialiased bilinear,
-        :func:`tsimcne_nb.data.resize.resize_images` with ``method="bilinear"``)."""
+        :func:`tsimcne_nb.data.resize.resize_images` with ``method="bilinear"``).
+
+        Parameters
+        ----------
+        size : int or (int, int)
+            Side of square images, or (height, width).
+        name : str, optional
+            Name of the new dataset.
+        """
         from tsimcne_nb.data.resize import resize_images
 
         hw = (size, size) if isinstance(size, int) else tuple(size)
@@ -318,7 +358,17 @@ class ImageDataset:
 
 
 def as_dataset(data: Any, labels: Any = None, name: str = "custom") -> ImageDataset:
-    """Return ``data`` if it is an :class:`ImageDataset`, else wrap arrays/tensors into one."""
+    """Return ``data`` if it is an :class:`ImageDataset`, else wrap arrays/tensors into one.
+
+    Parameters
+    ----------
+    data : ImageDataset or array-like
+        A dataset (returned as is) or images.
+    labels : array-like, optional
+        One class index per image.
+    name : str
+        Name of a new dataset.
+    """
     if isinstance(data, ImageDataset):
         if labels is not None:
             raise DataError("labels were given twice: the ImageDataset already carries its labels")

@@ -364,6 +364,30 @@ def simclr_features(
     Trains :class:`tsimcne_nb.estimators.SimCLR` (``augment``, ``budget``,
     ``random_state``, ``device`` and any further keyword arguments are passed on)
     and returns its ``transform`` of the dataset, (N, 512) float32.
+
+    Parameters
+    ----------
+    dataset : ImageDataset or array-like
+        The images.
+    augment : str or Augmentation
+        Augmentation preset or object.
+    budget : str or Budget
+        Training budget.
+    random_state : int, optional
+        Seed of the training run.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    cache : FeatureCache, optional
+        Cache the result (keyed by method, configuration, dataset and seed).
+    progress : bool
+        Show progress bars.
+    **kwargs : dict
+        Further estimator parameters.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, 512) float32 features.
     """
     return _learner_features("SimCLR", dataset, augment, budget, random_state, device, cache,
                              progress, **kwargs)
@@ -379,7 +403,32 @@ def byol_features(
     progress: bool = True,
     **kwargs: Any,
 ) -> np.ndarray:
-    """512-d representation of BYOL trained on ``dataset`` (see :func:`simclr_features`)."""
+    """512-d representation of BYOL trained on ``dataset`` (see :func:`simclr_features`).
+
+    Parameters
+    ----------
+    dataset : ImageDataset or array-like
+        The images.
+    augment : str or Augmentation
+        Augmentation preset or object.
+    budget : str or Budget
+        Training budget.
+    random_state : int, optional
+        Seed of the training run.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    cache : FeatureCache, optional
+        Cache the result (keyed by method, configuration, dataset and seed).
+    progress : bool
+        Show progress bars.
+    **kwargs : dict
+        Further estimator parameters.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, 512) float32 features.
+    """
     return _learner_features("BYOL", dataset, augment, budget, random_state, device, cache,
                              progress, **kwargs)
 
@@ -399,6 +448,30 @@ def tsimcne_map(
     Trains :class:`tsimcne_nb.estimators.TSimCNE` with ``augment``, ``budget``,
     ``random_state``, ``device`` (and any further keyword arguments) and returns
     ``fit_transform(dataset)``.
+
+    Parameters
+    ----------
+    dataset : ImageDataset or array-like
+        The images.
+    augment : str or Augmentation
+        Augmentation preset or object.
+    budget : str or Budget
+        Training budget.
+    random_state : int, optional
+        Seed of the training run.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    cache : FeatureCache, optional
+        Cache the result (keyed by method, configuration, dataset and seed).
+    progress : bool
+        Show progress bars.
+    **kwargs : dict
+        Further estimator parameters.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, 2) float32 map.
     """
     _check_dataset(dataset)
     config = {"augment": describe_augment(augment), "budget": describe_augment(budget),

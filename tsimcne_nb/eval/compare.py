@@ -39,6 +39,7 @@ import numpy as np
 from tsimcne_nb.data.core import synthetic_title
 from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError
 from tsimcne_nb.eval.methods import Method, _registry
+from tsimcne_nb.train.budgets import DEFAULT_BUDGET
 
 if TYPE_CHECKING:  # annotations only: the modules stay light to import
     import pandas as pd
@@ -208,7 +209,13 @@ class ComparisonResult:
         return "\n\n".join(parts) + "\n"
 
     def panels(self, seed: int | None = None) -> list[tuple[str, np.ndarray]]:
-        """``(title, embedding)`` per method for ``seed`` (default: the first seed)."""
+        """``(title, embedding)`` per method for ``seed`` (default: the first seed).
+
+        Parameters
+        ----------
+        seed : int, optional
+            Which seed's maps (default: the first).
+        """
         if not self.embeddings:
             return []
         if seed is None:
@@ -237,6 +244,19 @@ class ComparisonResult:
 
         ``other_threshold="auto"`` draws classes with fewer than 1% of the points
         in black as "other", like the paper's Figure 2; None shows every class.
+
+        Parameters
+        ----------
+        seed : int, optional
+            Which seed's maps (default: the first).
+        other_threshold : int, "auto" or None
+            Classes with fewer points are drawn as "other" (see above).
+        path : str or os.PathLike, optional
+            Also save the figure here.
+        overwrite : bool
+            Replace an existing ``path``.
+        ncols : int, optional
+            Panels per row.
         """
         from tsimcne_nb.viz.figures import plot_panels
 
@@ -266,7 +286,15 @@ def _markdown_table(df: Any) -> str:
 
 
 def combine_tables(results: Sequence[ComparisonResult], metric: str = "knn_accuracy") -> pd.DataFrame:
-    """Several datasets' results side by side: rows = method, one column per dataset."""
+    """Several datasets' results side by side: rows = method, one column per dataset.
+
+    Parameters
+    ----------
+    results : sequence of ComparisonResult
+        Comparisons of several datasets.
+    metric : str
+        The metric to tabulate (``knn_accuracy``, ``silhouette``, ...).
+    """
     import pandas as pd
 
     if not results:
@@ -432,7 +460,7 @@ def compare(
     dataset: Any,
     methods: Sequence[str] | str | None = None,
     seeds: Sequence[int] | int = (0,),
-    budget: Any = "quick",
+    budget: Any = DEFAULT_BUDGET,
     device: str = "auto",
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,

@@ -373,6 +373,23 @@ def confusion_table(
 ) -> pd.DataFrame:
     """Confusion matrix of the kNN classifier of :func:`knn_accuracy`.
 
+    Parameters
+    ----------
+    embedding : array-like
+        Array of shape (N, d).
+    labels : array-like
+        Class of each point, shape (N,).
+    class_names : sequence of str, optional
+        Name of each class (default: the label values).
+    k : int
+        Number of neighbours.
+    random_state : int, optional
+        Seed of the stratified split.
+    test_size : float
+        Fraction of points held out.
+    normalize : bool
+        Row fractions instead of counts.
+
     Returns
     -------
     pandas.DataFrame

@@ -474,7 +474,15 @@ class Augmentation(torch.nn.Module):
         return self._apply_params(x, params)
 
     def apply(self, images: Any, params: dict[str, torch.Tensor]) -> torch.Tensor:  # type: ignore[override]  # not nn.Module.apply(fn): the augmentation API predates the check
-        """Augment with given parameters (from :meth:`sample_params`, possibly edited)."""
+        """Augment with given parameters (from :meth:`sample_params`, possibly edited).
+
+        Parameters
+        ----------
+        images : torch.Tensor or array-like
+            uint8 ``(B, H, W, 3)`` or float ``(B, 3, H, W)`` images.
+        params : dict of str to torch.Tensor
+            The draws of :meth:`sample_params` (one row per image).
+        """
         return self._apply_params(self._to_float_nchw(images), params)
 
     def _apply_params(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:

@@ -78,6 +78,15 @@ def two_views(
 
     Both views come from one call (one grid_sample over the duplicated batch),
     so view ``i`` and view ``B + i`` are the positive pair of image ``i``.
+
+    Parameters
+    ----------
+    aug : Augmentation
+        The augmentation.
+    images : torch.Tensor
+        A batch of images.
+    generator : torch.Generator, optional
+        Source of the random draws.
     """
     x = Augmentation._to_float_nchw(images)
     x2 = torch.cat([x, x], dim=0)
