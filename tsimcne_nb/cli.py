@@ -188,7 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_options(items: Sequence[str]) -> dict[str, object]:
-    """``["size=64", "labels=7"]`` -> ``{"size": 64, "labels": 7}`` (ints and floats parsed)."""
+    """``["size=64", "labels=7"]`` -> ``{"size": 64, "labels": 7}`` (ints and floats parsed).
+
+    Parameters
+    ----------
+    items : sequence of str
+        ``"key=value"`` strings.
+    """
     out: dict[str, object] = {}
     for item in items:
         if "=" not in item:

@@ -14,7 +14,13 @@ _PACKAGES = (
 
 
 def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str | None]:
-    """Python, platform and the versions of the packages that shape a result (None: absent)."""
+    """Python, platform and the versions of the packages that shape a result (None: absent).
+
+    Parameters
+    ----------
+    extra : sequence of str
+        Further distributions to report.
+    """
     out: dict[str, str | None] = {"python": sys.version.split()[0], "platform": platform.platform()}
     for name in (*_PACKAGES, *extra):
         try:
@@ -38,6 +44,14 @@ def build_manifest(
 
     Parameters
     ----------
+    seed : int, optional
+        The seed of the run.
+    device : dict, optional
+        What :func:`tsimcne_nb.train.device.describe_device` reports.
+    timings : dict, optional
+        Seconds per phase.
+    extra : dict, optional
+        Further fields, merged in.
     kind : str
         What was made, e.g. ``"tsimcne-model"``, ``"comparison"``, ``"qc-report"``.
     config : dict[str, object]

@@ -38,19 +38,19 @@ class DatasetInfo:
 
     Attributes
     ----------
-    name
+    name : str
         The name passed to :func:`load_dataset` (``npz:PATH``/``folder:PATH`` for own data).
-    description
+    description : str
         One line.
-    files
+    files : str
         The files or layout the loader expects.
-    folder
+    folder : str or None
         Sub-folder of :func:`data_home` used when no root is given (None: no files).
-    download
+    download : str
         ``"yes"`` (``download=True`` works), ``"manual"``, ``"built-in"`` or ``"-"``.
-    licence
+    licence : str
         Licence of the data.
-    options
+    options : dict of str to str
         Loader options (``--option KEY=VALUE``) and what they do.
     """
 

@@ -125,7 +125,13 @@ _MEDMNIST_SIZES = (28, 64, 128, 224)
 
 
 def standin_classes(name: str) -> list[tuple[str, str]]:
-    """``(real class name, synthetic-blood class drawn for it)`` for each class of ``name``."""
+    """``(real class name, synthetic-blood class drawn for it)`` for each class of ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A dataset name.
+    """
     return [(real, syn) for real, syn, _ in _spec(name)["classes"]]
 
 
@@ -388,6 +394,13 @@ def is_standin(name: str, root: str | os.PathLike | None = None) -> bool:
     puts next to them, in the folder the registry resolves ``root`` to (``root/<sub-folder>``
     when it exists, else ``root``; ``None``: the default data folder).  Use it after loading
     so that stand-ins left in a data folder are never mistaken for the real data.
+
+    Parameters
+    ----------
+    name : str
+        A dataset name.
+    root : str or os.PathLike, optional
+        The data folder (default: the data home).
     """
     from tsimcne_nb.data.registry import data_home
 

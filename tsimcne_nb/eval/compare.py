@@ -112,8 +112,12 @@ class ComparisonResult:
         ``cached``.
     embeddings : dict
         ``(method, seed) -> (N, 2) float32`` map (empty for the linear experiment).
-    labels, class_names
-        Of the compared dataset (for figures).
+    labels : numpy.ndarray or None
+        Labels of the compared dataset (for figures).
+    class_names : list of str
+        Its class names.
+    synthetic : bool
+        True when the compared data are synthetic (marked in headers and titles).
     notes : list of str
         What the reader must know (random-init ResNets, fallback splits, ...).
     experiment : str or None

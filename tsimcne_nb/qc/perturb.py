@@ -303,7 +303,15 @@ def inject_artefacts(
 
 
 def injected_mask(dataset: ImageDataset, kind: str | None = None) -> np.ndarray:
-    """Boolean mask of injected images (``kind`` 'duplicate'/'artefact', or any when None)."""
+    """Boolean mask of injected images (``kind`` 'duplicate'/'artefact', or any when None).
+
+    Parameters
+    ----------
+    dataset : ImageDataset
+        A dataset made by :func:`inject_duplicates` or :func:`inject_artefacts`.
+    kind : str, optional
+        ``"duplicate"`` or ``"artefact"``; None for both.
+    """
     if "qc_injected" not in dataset.metadata:
         return np.zeros(len(dataset), dtype=bool)
     col = dataset.metadata["qc_injected"].astype(str).to_numpy()
@@ -315,6 +323,11 @@ def parse_inject(inject: str | Mapping[str, int] | None) -> dict[str, int]:
 
     Raises :class:`ConfigError` on unknown kinds, repeated kinds and counts that are
     not positive integers.
+
+    Parameters
+    ----------
+    inject : str or Mapping[str, int] or None
+        ``"duplicates:100,artefacts:50"`` or a dict.
     """
     syntax = "use 'duplicates:N', 'artefacts:M' or both, comma-separated, e.g. 'duplicates:100,artefacts:50'"
     if inject is None:

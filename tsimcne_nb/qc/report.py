@@ -197,6 +197,13 @@ class QCReport:
         'artefact': a suggestion to look at, not a verdict.  Earlier (better) groups win
         where groups share images.  Tags set with :meth:`tag` (by hand, or in a
         :class:`~tsimcne_nb.widgets.QCReview`) are not overwritten.
+
+        Parameters
+        ----------
+        top : int, optional
+            Only the ``top`` ranked groups.
+        min_evidence : float
+            Smallest evidence of a group whose members are tagged.
         """
         sel = self.groups[self.groups["evidence"] >= min_evidence]
         if top is not None:
@@ -230,6 +237,11 @@ class QCReport:
 
         Any object with a ``tag(name, indices)`` method works (duck typing; e.g.
         :class:`tsimcne_nb.widgets.explorer.Explorer`).  Returns the explorer.
+
+        Parameters
+        ----------
+        explorer : Explorer
+            The explorer to tag.
         """
         if not callable(getattr(explorer, "tag", None)):
             raise ConfigError(
@@ -255,16 +267,42 @@ class QCReport:
         return df
 
     def export(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write :meth:`table` as CSV, atomically; refuses to replace a file unless ``overwrite``."""
+        """Write :meth:`table` as CSV, atomically; refuses to replace a file unless ``overwrite``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The CSV file.
+        overwrite : bool
+            Replace an existing file.
+        """
         return _write_csv(self.table(), path, overwrite)
 
     def export_exclusion_list(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write :meth:`exclusion_list` as CSV, atomically."""
+        """Write :meth:`exclusion_list` as CSV, atomically.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The CSV file.
+        overwrite : bool
+            Replace an existing file.
+        """
         return _write_csv(self.exclusion_list(), path, overwrite)
 
     # ----------------------------------------------------------- figures
     def cards(self, top: int = 6, per_group: int = 8, fig: Any = None) -> Figure:
-        """Thumbnail cards of the ``top`` groups: one row per group, ``per_group`` images."""
+        """Thumbnail cards of the ``top`` groups: one row per group, ``per_group`` images.
+
+        Parameters
+        ----------
+        top : int
+            Groups shown.
+        per_group : int
+            Images per group.
+        fig : matplotlib.figure.Figure or SubFigure, optional
+            Draw into this figure.
+        """
         import matplotlib.pyplot as plt
 
         g = self.groups.head(top)
@@ -291,7 +329,15 @@ class QCReport:
         return fig
 
     def figure(self, top: int = 6, per_group: int = 8) -> Figure:
-        """The map with the top groups numbered (left) and their thumbnail cards (right)."""
+        """The map with the top groups numbered (left) and their thumbnail cards (right).
+
+        Parameters
+        ----------
+        top : int
+            Groups shown.
+        per_group : int
+            Images per group.
+        """
         import matplotlib.pyplot as plt
 
         rows = max(min(top, len(self.groups)), 1)

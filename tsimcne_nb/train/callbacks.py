@@ -189,7 +189,15 @@ class EarlyStopping(Callback):
 
 
 def run_callbacks(callbacks: list[Callable], ctx: CallbackContext) -> bool:
-    """Call every callback; True when one asked to stop (all are still called)."""
+    """Call every callback; True when one asked to stop (all are still called).
+
+    Parameters
+    ----------
+    callbacks : list of callable
+        ``f(ctx)`` each.
+    ctx : CallbackContext
+        What the callbacks see.
+    """
     stop = False
     for cb in callbacks:
         try:

@@ -48,7 +48,19 @@ def _new_figure(figsize: tuple[float, float], dpi: int = 100) -> Any:
 
 
 def save_figure(fig: Any, path: str | os.PathLike, overwrite: bool = False, dpi: int = 150) -> str:
-    """Write ``fig`` as PNG to ``path`` atomically; refuse to replace a file unless ``overwrite``."""
+    """Write ``fig`` as PNG to ``path`` atomically; refuse to replace a file unless ``overwrite``.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or os.PathLike
+        Where to write it (the format follows the suffix).
+    overwrite : bool
+        Replace an existing file.
+    dpi : int
+        Resolution.
+    """
     with atomic_open(path, "wb", overwrite=overwrite) as fh:
         fig.savefig(fh, format="png", dpi=dpi)
     return str(path)
@@ -62,7 +74,13 @@ def _precheck(path: str | os.PathLike | None, overwrite: bool) -> None:
 
 def class_colors(n_classes: int) -> list[tuple[float, float, float, float]]:
     """RGBA colour per class index: :func:`tsimcne_nb.viz.palette.category_colors` (the
-    palette the explorer uses too), with alpha 1."""
+    palette the explorer uses too), with alpha 1.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of classes.
+    """
     return [(*rgb, 1.0) for rgb in category_colors(n_classes)]
 
 
@@ -290,6 +308,8 @@ def plot_panels(
 
     Parameters
     ----------
+    panel_size : float
+        Side of one panel, in inches.
     panels : mapping, sequence of (str, array-like) or ComparisonResult
         Mapping ``title -> embedding`` or a sequence of ``(title, embedding)``;
         the titles usually carry the metrics (``"t-SimCNE\\nkNN 94.4%, sil 0.34"``).

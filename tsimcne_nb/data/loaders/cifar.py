@@ -82,7 +82,13 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def find_folder(root: Path) -> Path | None:
-    """``root/cifar-10-batches-py`` or ``root`` itself, whichever holds all batch files (else None)."""
+    """``root/cifar-10-batches-py`` or ``root`` itself, whichever holds all batch files (else None).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The data folder.
+    """
     for cand in (root / FOLDER, root):
         if all((cand / f).exists() for f in (*TRAIN_FILES, *TEST_FILES)):
             return cand

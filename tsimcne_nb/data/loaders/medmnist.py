@@ -62,7 +62,15 @@ _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError)
 
 
 def read_medmnist_npz(path: str | os.PathLike, url: str | None = None) -> dict[str, np.ndarray]:
-    """Read the six arrays of a MedMNIST npz, with clear errors for missing keys and damage."""
+    """Read the six arrays of a MedMNIST npz, with clear errors for missing keys and damage.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npz`` file.
+    url : str, optional
+        Where it comes from (named in errors).
+    """
     path = Path(path)
     again = f" Delete it and download it again ({url})." if url else " Delete it and recreate it."
     try:

@@ -390,6 +390,15 @@ class Augmentation(torch.nn.Module):
         compose as sampling maps in the same left-to-right order.  The crop and
         the rotation (before the crop) are expressed in centred input pixels so
         that a rotation stays a rotation on non-square images.
+
+        Parameters
+        ----------
+        params : dict of str to torch.Tensor
+            The draws of :meth:`sample_params`.
+        height : int, optional
+            Image height (default ``size``).
+        width : int, optional
+            Image width (default ``size``).
         """
         H, W = int(height), int(width)
         box = params["crop_box"].to(torch.float64)

@@ -86,6 +86,10 @@ def near_duplicate_groups(
 
     Parameters
     ----------
+    auto_factor : float
+        With ``threshold='auto'``: this fraction of the typical nearest-neighbour distance.
+    random_state : int, optional
+        Seed of the subsample that estimates the typical distance.
     features : array-like
         (N, F) features, e.g. the backbone's (:meth:`TSimCNE.features`).
     threshold : float, optional
@@ -147,6 +151,8 @@ def duplicate_pairs_at_thresholds(
 
     Parameters
     ----------
+    random_state : int, optional
+        Seed of the pairs shown.
     features : array-like
         (N, F) features.
     thresholds : Sequence[float], optional
@@ -203,6 +209,15 @@ def pairs_figure(dataset: ImageDataset, pairs_df: pd.DataFrame, per_threshold: i
 
     Each pair is shown as two thumbnails side by side, titled with its distance; a row
     with too few new pairs stays partly empty.  Returns a matplotlib Figure.
+
+    Parameters
+    ----------
+    dataset : ImageDataset
+        The images.
+    pairs_df : pandas.DataFrame
+        :func:`duplicate_pairs_at_thresholds`.
+    per_threshold : int
+        Pairs shown per threshold.
     """
     import matplotlib.pyplot as plt
 
@@ -235,6 +250,11 @@ def pairs_figure(dataset: ImageDataset, pairs_df: pd.DataFrame, per_threshold: i
 
 def exact_duplicates(dataset: ImageDataset) -> pd.DataFrame:
     """Groups of byte-identical images (BLAKE2b hash of each image's pixels).
+
+    Parameters
+    ----------
+    dataset : ImageDataset or array-like
+        The images.
 
     Returns
     -------

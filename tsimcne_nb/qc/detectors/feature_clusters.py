@@ -43,6 +43,19 @@ def feature_confirmation(
     few stray members from hiding a core of copies.  Used to tell 'duplicate' from
     'artefact' when tags are suggested; see :func:`feature_closure` for whether the
     group stands apart from the rest of the data.
+
+    Parameters
+    ----------
+    features : array-like
+        (N, d) features.
+    groups : list of array-like
+        Groups of image indices.
+    metric : str
+        ``"cosine"`` or ``"euclidean"``.
+    typical : float, optional
+        The typical nearest-neighbour distance (estimated when None).
+    random_state : int, optional
+        Seed of the estimate.
     """
     metric = _check_metric(metric)
     x = _prepare(check_features(features), metric)
@@ -120,6 +133,8 @@ def feature_closure(
 
     Parameters
     ----------
+    random_state : int, optional
+        Seed of the subsample of ordinary neighbourhoods.
     features : array-like
         (N, F) features.
     groups : Iterable[Sequence[int]]
