@@ -43,6 +43,22 @@ _LAZY = {
     "KNNCallback": "tsimcne_nb.eval.callbacks",
     "SnapshotCallback": "tsimcne_nb.train.callbacks",
     "EarlyStopping": "tsimcne_nb.train.callbacks",
+    # what the tutorial notebooks use, so that they import nothing but these names
+    "load_tutorial_dataset": "tsimcne_nb.data.tutorial_data",
+    "iter_chunks": "tsimcne_nb.data.core",
+    "resolve_budget": "tsimcne_nb.train.budgets",
+    "resolve_device": "tsimcne_nb.train.device",
+    "tsne_pixels": "tsimcne_nb.eval.baselines",
+    "plot_panels": "tsimcne_nb.viz.figures",
+    "callouts": "tsimcne_nb.viz.overlays",
+    "thumbnail_grid_over_map": "tsimcne_nb.viz.overlays",
+    "inject_duplicates": "tsimcne_nb.qc.perturb",
+    "inject_artefacts": "tsimcne_nb.qc.perturb",
+    "injected_mask": "tsimcne_nb.qc.perturb",
+    "recovery_scores": "tsimcne_nb.qc.scoring",
+    "compare": "tsimcne_nb.eval.compare",
+    "METHODS": "tsimcne_nb.eval.compare",
+    "DEFAULT_METHODS": "tsimcne_nb.eval.compare",
 }
 
 __all__ = sorted([*_LAZY, "__version__"])
