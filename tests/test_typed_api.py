@@ -75,6 +75,8 @@ def test_top_level_names_document_every_parameter_with_a_type():
     missing = []
     for name, module in tsimcne_nb._LAZY.items():
         obj = getattr(importlib.import_module(module), name)
+        if not (inspect.isfunction(obj) or inspect.isclass(obj)):
+            continue  # data (METHODS, ...) is documented with a #: comment
         entries = _entries(obj)
         for p in _parameters(obj):
             if p not in entries:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import inspect
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -140,6 +140,22 @@ def _pca_chunked(dataset: Any, n_components: int, random_state: int | None) -> n
     return out
 
 
+@overload
+def tsne_pixels(
+    dataset: Any, random_state: int | None = ..., pca_dim: int | None = ...,
+    pca_threshold: int = ..., n_jobs: int | str = ..., cache: FeatureCache | None = ...,
+    max_in_memory: int = ..., return_features: Literal[False] = ...,
+) -> np.ndarray: ...
+
+
+@overload
+def tsne_pixels(
+    dataset: Any, random_state: int | None = ..., pca_dim: int | None = ...,
+    pca_threshold: int = ..., n_jobs: int | str = ..., cache: FeatureCache | None = ...,
+    max_in_memory: int = ..., *, return_features: Literal[True],
+) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 def tsne_pixels(
     dataset: Any,
     random_state: int | None = 0,
@@ -191,10 +207,10 @@ def tsne_pixels(
     config = {"pca_dim": pca_dim if use_pca else None}
 
     def features() -> np.ndarray:
-        if use_pca and len(dataset) * d > max_in_memory:
+        if pca_dim is not None and use_pca and len(dataset) * d > max_in_memory:
             return _pca_chunked(dataset, int(pca_dim), random_state)
         X = _pixels(dataset)
-        if use_pca:
+        if pca_dim is not None and use_pca:
             from sklearn.decomposition import PCA
 
             k = min(int(pca_dim), X.shape[0], X.shape[1])

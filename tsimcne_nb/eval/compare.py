@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -185,7 +185,7 @@ class ComparisonResult:
         for m in metrics:
             col = []
             for meth in self.methods:
-                vals = [r.get(m) for r in self.records if r["method"] == meth]
+                vals: list[Any] = [r.get(m) for r in self.records if r["method"] == meth]
                 col.append(_fmt(vals, percent=m != "silhouette"))
             data[(_METRIC_LABELS[m], self.column_name)] = col
         df = pd.DataFrame(data, index=pd.Index(rows, name="method"))
@@ -276,7 +276,8 @@ class ComparisonResult:
         suptitle = self.column_name + (f" — {self.experiment}" if self.experiment else "")
         suptitle = synthetic_title(suptitle, self.synthetic)
         return plot_panels(panels, self.labels, self.class_names, ncols=ncols,
-                           other_threshold=other_threshold, suptitle=suptitle, path=path,
+                           other_threshold=cast("int | None", other_threshold), suptitle=suptitle,
+                           path=path,
                            overwrite=overwrite)
 
 
@@ -390,7 +391,8 @@ def _augment_arg(method: Method, dataset: Any) -> Any:
 
     size = int(dataset.image_shape[0])
     # fill stays None: the trainer sets the dataset's border colour itself
-    return make_augmentation(method.augment, size, **method.overrides)
+    # a method with overrides names its preset (Method.augment is None only without augmentation)
+    return make_augmentation(cast(str, method.augment), size, **method.overrides)
 
 
 def _features_for(method: Method, dataset: Any, seed: int, budget: Any, device: str,
@@ -398,7 +400,8 @@ def _features_for(method: Method, dataset: Any, seed: int, budget: Any, device: 
     from tsimcne_nb.eval import baselines
 
     if method.kind == "tsne-resnet":
-        return baselines.imagenet_features(dataset, arch=method.arch, weights=weights[method.arch],
+        arch = cast(str, method.arch)  # every tsne-resnet method names its architecture
+        return baselines.imagenet_features(dataset, arch=arch, weights=weights[arch],
                                            device=device, random_state=seed, cache=cache)
     fn = baselines.simclr_features if method.kind == "tsne-simclr" else baselines.byol_features
     return fn(dataset, augment=_augment_arg(method, dataset), budget=budget, random_state=seed,
@@ -432,7 +435,8 @@ def _label(method: Method, weights: dict[str, Any]) -> str:
     if method.kind == "tsne-resnet":
         from tsimcne_nb.eval.weights import resnet_label
 
-        return f"t-SNE {resnet_label(method.arch, weights.get(method.arch))}"
+        arch = cast(str, method.arch)
+        return f"t-SNE {resnet_label(arch, weights.get(arch))}"
     return method.label
 
 
@@ -560,7 +564,7 @@ def compare(
             if experiment == "linear":
                 feats = _features_for(method, dataset, seed, budget, device, cache, progress,
                                       weights)
-                tr, te = split
+                tr, te = cast("tuple[np.ndarray, np.ndarray]", split)  # made for 'linear'
                 rec["linear_accuracy"] = linear_probe(feats[tr], dataset.labels[tr], feats[te],
                                                       dataset.labels[te])
             else:

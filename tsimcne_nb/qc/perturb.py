@@ -333,7 +333,7 @@ def parse_inject(inject: str | Mapping[str, int] | None) -> dict[str, int]:
     if inject is None:
         return {}
     if isinstance(inject, Mapping):
-        items = [(str(k), v) for k, v in inject.items()]
+        items: list[tuple[str, object]] = [(str(k), v) for k, v in inject.items()]
     elif isinstance(inject, str):
         items = []
         for part in inject.split(","):
@@ -345,18 +345,18 @@ def parse_inject(inject: str | Mapping[str, int] | None) -> dict[str, int]:
     else:
         raise ConfigError(f"inject must be a string, a dict or None; got {type(inject).__name__}; {syntax}.")
     out: dict[str, int] = {}
-    for kind, count in items:
+    for kind, raw in items:
         if kind not in INJECT_KINDS:
             raise ConfigError(f"unknown injection kind {kind!r}; {syntax}.")
         if kind in out:
             raise ConfigError(f"injection kind {kind!r} is given twice; {syntax}.")
         value: int | None = None
-        if isinstance(count, str) and count.strip().isdigit():
-            value = int(count)
-        elif isinstance(count, (int, np.integer)) and not isinstance(count, bool):
-            value = int(count)
+        if isinstance(raw, str) and raw.strip().isdigit():
+            value = int(raw)
+        elif isinstance(raw, (int, np.integer)) and not isinstance(raw, bool):
+            value = int(raw)
         if value is None or value < 1:
-            raise ConfigError(f"count for {kind!r} must be a positive integer; got {count!r}; {syntax}.")
+            raise ConfigError(f"count for {kind!r} must be a positive integer; got {raw!r}; {syntax}.")
         out[kind] = value
     if not out:
         raise ConfigError(f"inject={inject!r} names no injection; {syntax}.")

@@ -23,7 +23,13 @@ _FP16_CPU_SLOWDOWN = "measured ~14x slower than fp32 and ~28x slower than bf16 f
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple's MPS, then the CPU; anything else is validated."""
+    """``"auto"`` picks CUDA, then Apple's MPS, then the CPU; anything else is validated.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a device.
+    """
     if isinstance(device, torch.device):
         return device
     if device == "auto":

@@ -108,12 +108,12 @@ def thumbnail_grid_over_map(
     flat = ij[:, 0] * grid + ij[:, 1]
     counts = np.bincount(flat, minlength=grid * grid)
     chosen_cells = np.flatnonzero(counts >= min_count)
-    picks = []
+    chosen: list[int] = []
     for cidx in chosen_cells:
         members = np.flatnonzero(flat == cidx)
         cc = lo + (np.array([cidx // grid, cidx % grid]) + 0.5) * cell
-        picks.append(members[np.argmin(((X[members] - cc) ** 2).sum(axis=1))])
-    picks = np.asarray(picks, dtype=np.int64)
+        chosen.append(int(members[np.argmin(((X[members] - cc) ** 2).sum(axis=1))]))
+    picks = np.asarray(chosen, dtype=np.int64)
     images = _read_images(dataset, picks)
     if ax is None:
         fig = _new_figure((7.0, 6.5))
@@ -121,7 +121,7 @@ def thumbnail_grid_over_map(
     else:
         fig = ax.figure
     labels = getattr(dataset, "labels", None)
-    colors = class_colors(max(dataset.n_classes, 1)) if labels is not None else None
+    colors = class_colors(max(dataset.n_classes, 1)) if labels is not None else []
     if show_points:
         ax.scatter(X[:, 0], X[:, 1], s=_default_size(n) / 2, c="0.85", lw=0, rasterized=n > 5000)
     pad = 0.06 * cell
@@ -130,7 +130,7 @@ def thumbnail_grid_over_map(
         x0, y0 = lo + np.array([cidx // grid, cidx % grid]) * cell
         ax.imshow(img, extent=(x0 + pad, x0 + cell - pad, y0 + pad, y0 + cell - pad),
                   interpolation="nearest", zorder=2)
-        color = colors[labels[p]] if colors is not None else "0.3"
+        color = colors[labels[p]] if labels is not None else "0.3"
         ax.add_patch(Rectangle((x0 + pad, y0 + pad), cell - 2 * pad, cell - 2 * pad, fill=False,
                                ec=color, lw=frame_width, zorder=3))
     ax.set_xlim(lo[0], lo[0] + span)
@@ -141,7 +141,7 @@ def thumbnail_grid_over_map(
     if labels is not None:
         from matplotlib.lines import Line2D
 
-        present = np.unique(labels[picks]) if len(picks) else []
+        present = np.unique(labels[picks])
         handles = [Line2D([], [], ls="", marker="s", mfc="none", mec=colors[c], mew=2, ms=8,
                           label=dataset.class_names[c]) for c in present]
         if handles:
