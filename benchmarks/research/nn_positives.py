@@ -36,6 +36,7 @@ p.add_argument(
     default=0,
     help="recompute the kNN graph every N stage-3 epochs from current features",
 )
+p.add_argument("--b3", type=int, default=256, help="stage-3 batch size (lr scaled linearly)")
 p.add_argument("--tag", default="")
 p.add_argument("--seed", type=int, default=0)
 a = p.parse_args()
@@ -100,6 +101,9 @@ nb_t = torch.as_tensor(nbrs)
 
 def run_stage(epochs, lr, warm, params, p_nb, stage3):
     global nb_t
+    B = a.b3 if stage3 else 256  # noqa: N806
+    spe = n // B
+    warm = warm // (B // 256) if stage3 else warm
     opt = torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=5e-4)
     tot, s = epochs * spe, 0
     for ep in range(epochs):
@@ -126,7 +130,7 @@ def run_stage(epochs, lr, warm, params, p_nb, stage3):
 t0 = time.perf_counter()
 run_stage(a.e2, 0.03, 0, net.freeze_all_but_output(), a.p if a.p2 is None else a.p2, False)
 res["after_s2"] = evaluate(infer(net), ds.labels)
-run_stage(a.e3, 0.009, 2 * spe, net.unfreeze_all(), a.p, True)
+run_stage(a.e3, 0.009 * a.b3 / 256, 2 * spe, net.unfreeze_all(), a.p, True)
 res["after_s3"] = evaluate(infer(net), ds.labels)
 res["feat_knn_final"] = knn_accuracy(infer(net.features), ds.labels)
 res["s"] = round(time.perf_counter() - t0, 1)

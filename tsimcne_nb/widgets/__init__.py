@@ -1,5 +1,6 @@
 """Interactive notebook widgets: :class:`Explorer`, :class:`LinkedExplorer`, :class:`AugmentationGallery`,
-:class:`QCReview`.
+:class:`QCReview`, and the panels beside the explorer: :class:`SelectionExplainer` (explain a
+selection) and :class:`ParametricPanel` (what only a parametric map can show).
 
 Imported lazily so that ``import tsimcne_nb`` does not load jupyter-scatter or torch.
 """
@@ -15,7 +16,11 @@ _LAZY = {
     "ThumbnailPanel": "tsimcne_nb.widgets.explorer",
     "render_map_png": "tsimcne_nb.widgets.explorer",
     "AugmentationGallery": "tsimcne_nb.widgets.gallery",
+    "ParametricPanel": "tsimcne_nb.widgets.parametric",
     "QCReview": "tsimcne_nb.widgets.qc_review",
+    "SelectionExplainer": "tsimcne_nb.widgets.explain",
+    "explain_selection": "tsimcne_nb.widgets.explain",
+    "feature_neighbours": "tsimcne_nb.widgets.parametric",
     "ThumbnailCache": "tsimcne_nb.widgets.thumbnails",
     "png_data_uri": "tsimcne_nb.widgets.thumbnails",
 }

@@ -10,6 +10,8 @@ const CSS = `
 .tsimcne-gallery img { image-rendering: pixelated; display: block; }
 .tsimcne-gallery .tsimcne-original img { outline: 2px solid #888; }
 .tsimcne-gallery .tsimcne-note { color: #555; margin-bottom: 4px; }
+.tsimcne-gallery tr.tsimcne-active th { color: #000; font-weight: bold; }
+.tsimcne-gallery tr.tsimcne-active th::before { content: "\\25B6  "; color: #e4572e; }
 `;
 
 function injectStyle() {
@@ -37,8 +39,9 @@ function render({ model, el }) {
     const table = document.createElement("table");
     for (const row of rows) {
       const tr = document.createElement("tr");
-      tr.className = "tsimcne-gallery-row";
+      tr.className = "tsimcne-gallery-row" + (row.active ? " tsimcne-active" : "");
       tr.dataset.preset = row.preset;
+      tr.dataset.active = row.active ? "1" : "0";
       tr.dataset.index = String(row.index);
       const th = document.createElement("th");
       th.textContent = `${row.preset} \u00b7 #${row.index} ${row.label}`;

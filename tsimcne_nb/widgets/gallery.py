@@ -2,15 +2,18 @@
 
 For a few chosen (or random) images, shows N augmented views per preset made by
 the *training code's own* augmentation objects
-(:func:`tsimcne_nb.augmentations.make_augmentation`), with a button to redraw
-and sliders for each augmentation's strength.
+(:func:`tsimcne_nb.nn.augmentations.make_augmentation`), with a button to redraw
+and sliders for each augmentation's strength.  The sliders edit one preset at a
+time (picked above them) and show that preset's own values; each preset keeps its
+own overrides.  :meth:`AugmentationGallery.from_model` binds the gallery to the
+augmentation object a fitted ``TSimCNE`` was trained with.
 """
 
 from __future__ import annotations
 
 import io
 import pathlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import anywidget
@@ -33,6 +36,43 @@ STRENGTHS: dict[str, tuple[str, float, float, float, float]] = {
     "grayscale_p": ("grayscale p", 0.0, 1.0, 0.05, 0.2),
     "rotation_degrees": ("rotation \u00b0", 0.0, 180.0, 5.0, 0.0),
 }
+
+
+def _preset_specs(presets: Any) -> dict[str, Any]:
+    """Display name -> what the factory builds from (a preset name or an augmentation object)."""
+    if isinstance(presets, Mapping):
+        items = [(str(k), v) for k, v in presets.items()]
+    elif isinstance(presets, str) or not isinstance(presets, Sequence):
+        raise ConfigError(
+            "presets must be a non-empty list of preset names or Augmentation objects, e.g. "
+            f"('default', 'rot90'), or a dict {{name: preset}}; got {presets!r}."
+        )
+    else:
+        items, n_custom = [], 0
+        for p in presets:
+            if isinstance(p, str):
+                items.append((p, p))
+            else:
+                n_custom += 1
+                items.append(("custom" if n_custom == 1 else f"custom {n_custom}", p))
+    names = [k for k, _ in items]
+    if not items or len(set(names)) != len(names):
+        raise ConfigError(
+            f"presets must be non-empty and their names unique; got names {names}."
+        )
+    return dict(items)
+
+
+def _read_strengths(aug: Any) -> dict[str, float]:
+    """The slider values of one augmentation object (the fallback where it has no such field)."""
+    out = {}
+    for k, (_, _, _, _, fallback) in STRENGTHS.items():
+        if k == "crop_scale_min":
+            scale = getattr(aug, "crop_scale", None)
+            out[k] = float(scale[0]) if scale is not None else fallback
+        else:
+            out[k] = float(getattr(aug, k, fallback))
+    return out
 
 
 class GalleryView(anywidget.AnyWidget):
@@ -66,9 +106,11 @@ class AugmentationGallery(StaticFallbackDisplay):
     Parameters
     ----------
     dataset
-        :class:`~tsimcne_nb.datasets.core.ImageDataset` or uint8 ``(N, H, W, 3)`` array.
+        :class:`~tsimcne_nb.data.core.ImageDataset` or uint8 ``(N, H, W, 3)`` array.
     presets
-        Augmentation presets (names in :data:`tsimcne_nb.augmentations.PRESETS`).
+        Augmentation presets: names in :data:`tsimcne_nb.nn.augmentations.PRESETS`,
+        :class:`~tsimcne_nb.nn.augmentations.Augmentation` objects (shown as ``custom``,
+        ``custom 2``...), or a mapping ``{display name: name or Augmentation}``.
     n_views
         Augmented views per image and preset.
     indices
@@ -83,15 +125,23 @@ class AugmentationGallery(StaticFallbackDisplay):
         Seed for choosing images and for the views (a redraw advances it).
     augmentation_factory
         ``f(preset, size, fill=..., **overrides) -> module``; default
-        :func:`tsimcne_nb.augmentations.make_augmentation` (the training code's).
+        :func:`tsimcne_nb.nn.augmentations.make_augmentation` (the training code's).
         The module is called as ``aug(uint8_nhwc_tensor, generator=g)`` and returns
         float ``(B, 3, S, S)`` in [0, 1].
+
+    Attributes
+    ----------
+    overrides : dict
+        Preset name -> ``{strength: value}`` set by :meth:`set_strength` or the
+        sliders; a preset without overrides uses its own values.
+    preset : str
+        The preset whose strengths the sliders show and edit.
     """
 
     def __init__(
         self,
         dataset: ImageDataset | np.ndarray,
-        presets: Sequence[str] = ("default", "rot90", "randrot"),
+        presets: Sequence[Any] | Mapping[str, Any] = ("default", "rot90", "randrot"),
         n_views: int = 8,
         indices: Sequence[int] | np.ndarray | None = None,
         n_images: int = 3,
@@ -110,10 +160,7 @@ class AugmentationGallery(StaticFallbackDisplay):
         self.random_state = random_state
         self.augmentation_factory = augmentation_factory
 
-        if isinstance(presets, str) or len(presets) == 0:
-            raise ConfigError(
-                f"presets must be a non-empty list of preset names, e.g. ('default', 'rot90'); got {presets!r}."
-            )
+        self._specs = _preset_specs(presets)
         if int(n_views) < 1:
             raise ConfigError(f"n_views must be >= 1; got {n_views}.")
         self._dataset = as_dataset(dataset)
@@ -124,15 +171,7 @@ class AugmentationGallery(StaticFallbackDisplay):
             rng = np.random.default_rng(random_state)
             idx = np.sort(rng.choice(n, size=min(int(n_images), n), replace=False))
         else:
-            idx = np.asarray(indices).reshape(-1)
-            if idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
-                raise DataError(
-                    f"indices must be a non-empty list of integer image positions; got {indices!r}."
-                )
-            if idx.min() < 0 or idx.max() >= n:
-                raise DataError(
-                    f"indices must lie in [0, {n - 1}]; got values in [{idx.min()}, {idx.max()}]."
-                )
+            idx = self._check_indices(indices)
         self._indices = idx.astype(np.int64)
         self._images = np.stack([np.asarray(self._dataset.images[int(i)]) for i in self._indices])
         self._size = int(size or self._dataset.image_shape[0])
@@ -143,38 +182,112 @@ class AugmentationGallery(StaticFallbackDisplay):
             self._factory = make_augmentation
         else:
             self._factory = augmentation_factory
-        # build once now: an unknown preset fails here, not on the first redraw
-        self._make(presets[0], {})
-        for p in presets[1:]:
-            self._make(p, {})
-        self.overrides: dict[str, Any] = {}
+        # build once now: an unknown preset fails here, not on the first redraw; the
+        # objects also give each preset's own strengths for its sliders
+        self._defaults_by_preset = {
+            name: _read_strengths(self._make(name, {})) for name in self._specs
+        }
+        self.overrides: dict[str, dict[str, float]] = {name: {} for name in self._specs}
+        self.preset: str = next(iter(self._specs))
         self.generation = 0
         self._views: dict[str, np.ndarray] = {}
         self._view = GalleryView(thumbnail_size=int(thumbnail_size))
         self._sliders: dict[str, Any] = {}
-        self._default_strengths: dict[str, float] | None = None
+        self._picker: Any = None
         self._syncing = False
         self._widget: Any = None
         self._render()
 
-    # ----------------------------------------------------------- augmentation
-    def _make(self, preset: str, overrides: dict[str, Any]):
-        return self._factory(preset, self._size, fill=self._fill, **overrides)
+    @classmethod
+    def from_model(
+        cls, model: Any, dataset: ImageDataset | np.ndarray, **kwargs: Any
+    ) -> AugmentationGallery:
+        """A gallery of the augmentation a fitted ``TSimCNE`` was trained with.
 
-    def _aug_overrides(self) -> dict[str, Any]:
-        out = {k: v for k, v in self.overrides.items() if k != "crop_scale_min"}
-        if "crop_scale_min" in self.overrides:
-            out["crop_scale"] = (float(self.overrides["crop_scale_min"]), 1.0)
+        Parameters
+        ----------
+        model
+            A fitted :class:`~tsimcne_nb.TSimCNE` (its ``augmentation_``, the exact
+            object used in training: size, fill colour and strengths), or an
+            unfitted one (its ``augment`` parameter: a preset name or an augmentation).
+        dataset
+            The images (normally the ones the model was trained on).
+        **kwargs
+            Other :class:`AugmentationGallery` parameters (``indices``, ``n_views``...).
+
+        Returns
+        -------
+        AugmentationGallery
+            With one preset named ``"model"``.
+        """
+        aug = getattr(model, "augmentation_", None)
+        if aug is None:
+            aug = getattr(model, "augment", None)
+        if aug is None:
+            raise ConfigError(
+                f"{type(model).__name__} has no augmentation_ (fitted) or augment parameter: "
+                "pass a TSimCNE, or use AugmentationGallery(dataset, presets=[augmentation])."
+            )
+        return cls(dataset, presets={"model": aug}, **kwargs)
+
+    # ----------------------------------------------------------- augmentation
+    def _check_indices(self, indices: Any) -> np.ndarray:
+        n = len(self._dataset)
+        idx = np.asarray(indices).reshape(-1)
+        if idx.size == 0 or not np.issubdtype(idx.dtype, np.integer):
+            raise DataError(
+                f"indices must be a non-empty list of integer image positions; got {indices!r}."
+            )
+        if idx.min() < 0 or idx.max() >= n:
+            raise DataError(
+                f"indices must lie in [0, {n - 1}]; got values in [{idx.min()}, {idx.max()}]."
+            )
+        return idx.astype(np.int64)
+
+    @property
+    def preset_names(self) -> list[str]:
+        """Display names of the presets, in row order."""
+        return list(self._specs)
+
+    def _make(self, name: str, overrides: dict[str, Any]):
+        return self._factory(self._specs[name], self._size, fill=self._fill, **overrides)
+
+    def _aug_overrides(self, name: str) -> dict[str, Any]:
+        mine = self.overrides[name]
+        out = {k: v for k, v in mine.items() if k != "crop_scale_min"}
+        if "crop_scale_min" in mine:
+            out["crop_scale"] = (float(mine["crop_scale_min"]), 1.0)
         return out
+
+    def strengths(self, preset: str | None = None) -> dict[str, float]:
+        """The strengths a preset draws with now: its own values with its overrides applied.
+
+        Parameters
+        ----------
+        preset
+            Preset name; default :attr:`preset` (the one the sliders show).
+
+        Returns
+        -------
+        dict
+            Strength name (see :data:`STRENGTHS`) -> value.
+        """
+        name = self._check_preset(preset)
+        return {**self._defaults_by_preset[name], **self.overrides[name]}
+
+    def _check_preset(self, preset: str | None) -> str:
+        name = self.preset if preset is None else preset
+        if name not in self._specs:
+            raise ConfigError(f"unknown preset {name!r}; this gallery shows {list(self._specs)}.")
+        return name
 
     def _augment(self) -> dict[str, np.ndarray]:
         import torch
 
         batch = torch.from_numpy(np.repeat(self._images, int(self.n_views), axis=0))
         views: dict[str, np.ndarray] = {}
-        overrides = self._aug_overrides()
-        for p_i, preset in enumerate(self.presets):
-            aug = self._make(preset, overrides)
+        for p_i, preset in enumerate(self._specs):
+            aug = self._make(preset, self._aug_overrides(preset))
             g = torch.Generator().manual_seed(
                 int(
                     np.random.SeedSequence(
@@ -193,11 +306,12 @@ class AugmentationGallery(StaticFallbackDisplay):
         size = int(self.thumbnail_size)
         rows = []
         originals = [png_data_uri(img, None) for img in self._images]
-        for preset in self.presets:
+        for preset in self._specs:
             for j, i in enumerate(self._indices):
                 rows.append(
                     {
                         "preset": preset,
+                        "active": preset == self.preset,
                         "index": int(i),
                         "label": str(names[i]),
                         "original": originals[j],
@@ -205,8 +319,10 @@ class AugmentationGallery(StaticFallbackDisplay):
                     }
                 )
         note = f"{int(self.n_views)} views per image and preset; seed {self.random_state}, draw {self.generation}"
-        if self.overrides:
-            note += " \u00b7 " + ", ".join(f"{k}={v:g}" for k, v in sorted(self.overrides.items()))
+        for preset, mine in self.overrides.items():
+            if mine:
+                changed = ", ".join(f"{k}={v:g}" for k, v in sorted(mine.items()))
+                note += f" \u00b7 {preset}: {changed}"
         if self._dataset.synthetic:
             note += " \u00b7 synthetic data"
         with self._view.hold_sync():
@@ -225,85 +341,137 @@ class AugmentationGallery(StaticFallbackDisplay):
     def image_indices(self) -> np.ndarray:
         return self._indices.copy()
 
+    def show_images(self, indices: Sequence[int] | np.ndarray) -> AugmentationGallery:
+        """Show other images (positions in the dataset), with the same presets and overrides.
+
+        Parameters
+        ----------
+        indices
+            Non-empty integer positions.
+
+        Returns
+        -------
+        AugmentationGallery
+            ``self``.
+        """
+        self._indices = self._check_indices(indices)
+        self._images = np.stack([np.asarray(self._dataset.images[int(i)]) for i in self._indices])
+        self._render()
+        return self
+
     def redraw(self) -> AugmentationGallery:
         """Draw new random views (the button does this)."""
         self.generation += 1
         self._render()
         return self
 
-    def set_strength(self, **strengths: float) -> AugmentationGallery:
-        """Override augmentation strengths (names of :data:`STRENGTHS`) and redraw.
+    def set_strength(self, preset: str | None = None, **strengths: float | None) -> AugmentationGallery:
+        """Override one preset's augmentation strengths (names of :data:`STRENGTHS`) and redraw.
 
-        The same random draw is kept, so only the strength changes.  ``None``
-        restores a parameter's preset value.
+        Only that preset changes; the same random draw is kept, so only the strength
+        changes.  ``None`` restores a parameter's preset value.
+
+        Parameters
+        ----------
+        preset
+            Preset name; default :attr:`preset` (the one the sliders show and edit).
+        **strengths
+            New values, e.g. ``rotation_degrees=30``.
+
+        Returns
+        -------
+        AugmentationGallery
+            ``self``.
         """
+        name = self._check_preset(preset)
         unknown = sorted(set(strengths) - set(STRENGTHS))
         if unknown:
             raise ConfigError(f"unknown strength(s) {unknown}; valid ones are {sorted(STRENGTHS)}.")
         for k, v in strengths.items():
             if v is None:
-                self.overrides.pop(k, None)
                 continue
             _, lo, hi, _, _ = STRENGTHS[k]
             if not lo <= float(v) <= hi:
                 raise ConfigError(f"{k} must lie in [{lo}, {hi}]; got {v}.")
-            self.overrides[k] = float(v)
+        mine = self.overrides[name]
+        for k, v in strengths.items():
+            if v is None:
+                mine.pop(k, None)
+            elif float(v) == self._defaults_by_preset[name][k]:
+                mine.pop(k, None)  # the preset's own value is no override
+            else:
+                mine[k] = float(v)
         self._render()
         self._sync_sliders()
         return self
 
-    def reset(self) -> AugmentationGallery:
-        """Back to the presets' own strengths."""
-        self.overrides.clear()
+    def reset(self, preset: str | None = None) -> AugmentationGallery:
+        """Back to the presets' own strengths: all presets, or only ``preset``.
+
+        Returns
+        -------
+        AugmentationGallery
+            ``self``.
+        """
+        names = list(self._specs) if preset is None else [self._check_preset(preset)]
+        for name in names:
+            self.overrides[name].clear()
         self._render()
         self._sync_sliders()
+        return self
+
+    def show_preset(self, preset: str) -> AugmentationGallery:
+        """Let the sliders show and edit ``preset`` (the picker above them does this).
+
+        Returns
+        -------
+        AugmentationGallery
+            ``self``.
+        """
+        self.preset = self._check_preset(preset)
+        if self._picker is not None and self._picker.value != self.preset:
+            self._syncing = True
+            try:
+                self._picker.value = self.preset
+            finally:
+                self._syncing = False
+        self._sync_sliders()
+        # only the highlight of the rows changes: no new augmentation
+        self._view.rows = [{**r, "active": r["preset"] == self.preset} for r in self._view.rows]
         return self
 
     # ---------------------------------------------------------------- widgets
-    def _defaults(self) -> dict[str, float]:
-        # the first preset's strengths, read off the augmentation object once
-        if self._default_strengths is not None:
-            return self._default_strengths
-        aug = self._make(self.presets[0], {})
-        out = {}
-        for k, (_, _, _, _, fallback) in STRENGTHS.items():
-            if k == "crop_scale_min":
-                scale = getattr(aug, "crop_scale", None)
-                out[k] = float(scale[0]) if scale is not None else fallback
-            else:
-                out[k] = float(getattr(aug, k, fallback))
-        self._default_strengths = out
-        return out
-
     def _sync_sliders(self) -> None:
         if not self._sliders:
             return
-        defaults = self._defaults()
+        values = self.strengths(self.preset)
         self._syncing = True
         try:
             for k, s in self._sliders.items():
-                s.value = self.overrides.get(k, defaults[k])
+                s.value = values[k]
         finally:
             self._syncing = False
 
     @property
     def widget(self):
-        """VBox: sliders, redraw/reset buttons, and the grid of views."""
+        """VBox: preset picker, sliders (of the picked preset), redraw/reset buttons, the grid."""
         if self._widget is None:
             import ipywidgets as w
 
-            defaults = self._defaults()
+            values = self.strengths(self.preset)
             for k, (label, lo, hi, step, _) in STRENGTHS.items():
                 slider = w.FloatSlider(
-                    value=self.overrides.get(k, defaults[k]),
+                    value=values[k],
                     min=lo,
                     max=hi,
                     step=step,
                     description=label,
                     continuous_update=False,
-                    style={"description_width": "90px"},
-                    layout=w.Layout(width="300px"),
+                    # wide enough for the longest label ("crop scale min") and readout
+                    style={"description_width": "110px"},
+                    layout=w.Layout(width="340px"),
                 )
+                slider.add_class(f"tsimcne-strength-{k}")
 
                 def on_change(change, name=k):
                     if not self._syncing:
@@ -311,15 +479,37 @@ class AugmentationGallery(StaticFallbackDisplay):
 
                 slider.observe(on_change, names=["value"])
                 self._sliders[k] = slider
-            redraw = w.Button(description="redraw", icon="refresh", tooltip="draw new random views")
+            self._picker = w.ToggleButtons(
+                options=list(self._specs),
+                value=self.preset,
+                description="strengths of",
+                tooltips=[f"show and edit the strengths of {p}" for p in self._specs],
+                style={"description_width": "110px", "button_width": "auto"},
+            )
+            self._picker.add_class("tsimcne-preset-picker")
+
+            def on_pick(change):
+                if not self._syncing:
+                    self.show_preset(change["new"])
+
+            self._picker.observe(on_pick, names=["value"])
+            auto = w.Layout(width="auto")
+            redraw = w.Button(
+                description="redraw", icon="refresh", tooltip="draw new random views", layout=auto
+            )
             redraw.on_click(lambda _b: self.redraw())
-            reset = w.Button(description="preset strengths", tooltip="undo the slider changes")
+            reset = w.Button(
+                description="preset strengths",
+                tooltip="undo the slider changes of every preset",
+                layout=auto,
+            )
             reset.on_click(lambda _b: self.reset())
             grid = w.GridBox(
                 list(self._sliders.values()),
-                layout=w.Layout(grid_template_columns="repeat(auto-fill, 310px)"),
+                layout=w.Layout(grid_template_columns="repeat(auto-fill, 350px)"),
             )
-            self._widget = w.VBox([grid, w.HBox([redraw, reset]), self._view])
+            self._widget = w.VBox([self._picker, grid, w.HBox([redraw, reset]), self._view])
+            self._widget.add_class("tsimcne-gallery-widget")
         return self._widget
 
     def static_png(self) -> bytes:
@@ -327,13 +517,13 @@ class AugmentationGallery(StaticFallbackDisplay):
         from PIL import Image, ImageDraw
 
         size, pad, head = int(self.thumbnail_size), 3, 120
-        n_rows = len(self.presets) * len(self._indices)
+        n_rows = len(self._specs) * len(self._indices)
         n_cols = int(self.n_views) + 1
         out = Image.new("RGB", (head + n_cols * (size + pad), n_rows * (size + pad) + pad), "white")
         draw = ImageDraw.Draw(out)
         names = self._dataset.label_names
         r = 0
-        for preset in self.presets:
+        for preset in self._specs:
             for j, i in enumerate(self._indices):
                 y = pad + r * (size + pad)
                 draw.text((2, y + size // 2 - 6), f"{preset} #{i} {names[i]}"[:20], fill=(0, 0, 0))
@@ -348,6 +538,6 @@ class AugmentationGallery(StaticFallbackDisplay):
 
     def __repr__(self) -> str:
         return (
-            f"AugmentationGallery(presets={list(self.presets)}, n_views={self.n_views}, "
+            f"AugmentationGallery(presets={list(self._specs)}, n_views={self.n_views}, "
             f"images={self._indices.tolist()})"
         )
