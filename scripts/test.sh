@@ -24,6 +24,11 @@ export TSIMCNE_NUM_THREADS="${TSIMCNE_NUM_THREADS:-1}" OMP_NUM_THREADS="${OMP_NU
 export TSIMCNE_DOCS_NOTEBOOKS="${TSIMCNE_DOCS_NOTEBOOKS:-docs/tutorials}"
 python3 -m pytest -q -p no:cacheprovider --durations=15 "$@"
 
+# the type checker, on the public modules listed in pyproject.toml ([tool.mypy] files)
+if [ "$#" -eq 0 ]; then
+    python3 -m mypy
+fi
+
 if [ "$#" -eq 0 ] || [ "${TSIMCNE_TEST_DOCS:-0}" = "1" ]; then
     TSIMCNE_DOCS_NO_INSTALL=1 bash scripts/docs.sh
 fi

@@ -282,7 +282,7 @@ def test_estimator_parameter_checks(params):
 
         tu.choose_num_threads(est.num_threads)
         est._seed(None)
-        est._make_augmentation(ds, cfg["image_size"])
+        est._make_augmentation(ds, cfg.image_size)
         return cfg
 
     _ok_or_clear_error(check)

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tsimcne_nb.errors import ConfigError, TSimCNEError
+from tsimcne_nb.train.budgets import DEFAULT_BUDGET
 
 DEFAULT_DATASET = "synthetic-blood"
 
@@ -95,7 +96,8 @@ def _seeds_arg(text: str) -> list[int]:
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--budget", default="quick", choices=["quick", "paper"], help="training budget (default quick)")
+    p.add_argument("--budget", default=DEFAULT_BUDGET, choices=["quick", "paper"],
+                   help=f"training budget (default {DEFAULT_BUDGET}, as TSimCNE())")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--num-threads", default="auto", type=_threads_arg,
@@ -186,7 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_options(items: Sequence[str]) -> dict[str, object]:
-    """``["size=64", "labels=7"]`` -> ``{"size": 64, "labels": 7}`` (ints and floats parsed)."""
+    """``["size=64", "labels=7"]`` -> ``{"size": 64, "labels": 7}`` (ints and floats parsed).
+
+    Parameters
+    ----------
+    items : sequence of str
+        ``"key=value"`` strings.
+    """
     out: dict[str, object] = {}
     for item in items:
         if "=" not in item:
@@ -228,6 +236,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``tsimcne-nb`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status.
 
     Errors the user can fix are printed as one line (no traceback) with exit status 1.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments (default: ``sys.argv[1:]``).
     """
     parser = build_parser()
     args = parser.parse_args(argv)

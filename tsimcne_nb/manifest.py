@@ -14,7 +14,13 @@ _PACKAGES = (
 
 
 def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str | None]:
-    """Python, platform and the versions of the packages that shape a result (None: absent)."""
+    """Python, platform and the versions of the packages that shape a result (None: absent).
+
+    Parameters
+    ----------
+    extra : sequence of str
+        Further distributions to report.
+    """
     out: dict[str, str | None] = {"python": sys.version.split()[0], "platform": platform.platform()}
     for name in (*_PACKAGES, *extra):
         try:
@@ -38,11 +44,19 @@ def build_manifest(
 
     Parameters
     ----------
-    kind
+    seed : int, optional
+        The seed of the run.
+    device : dict, optional
+        What :func:`tsimcne_nb.train.device.describe_device` reports.
+    timings : dict, optional
+        Seconds per phase.
+    extra : dict, optional
+        Further fields, merged in.
+    kind : str
         What was made, e.g. ``"tsimcne-model"``, ``"comparison"``, ``"qc-report"``.
-    config
+    config : dict[str, object]
         The parameters that made it, verbatim.
-    dataset
+    dataset : ImageDataset or array-like
         An :class:`~tsimcne_nb.data.core.ImageDataset` (its ``summary()`` with the
         content fingerprint is stored) or an already-made summary dict.
     """

@@ -25,6 +25,7 @@ __all__ = [
     "check_labels_for_scoring",
     "check_rng",
     "check_seed",
+    "seed_from_random_state",
     "validate_images",
     "validate_labels",
 ]
@@ -99,6 +100,18 @@ def validate_images(images: Any, name: str = "images") -> Any:
     (H, W, 3) image without a batch axis is refused with a message saying so
     (``images[None]``).  Everything else raises :class:`DataError` with a message
     that says how to fix it.
+
+    Parameters
+    ----------
+    images : array-like, torch.Tensor, list of images, or a lazy image array
+        The images.
+    name : str
+        What to call them in error messages.
+
+    Returns
+    -------
+    numpy.ndarray or lazy image array
+        uint8 ``(N, H, W, 3)``; lazy (on-disk) arrays are returned as they are.
     """
     if isinstance(images, (list, tuple)):
         images = _stack_list(images, name)
@@ -196,7 +209,27 @@ def validate_images(images: Any, name: str = "images") -> Any:
 
 
 def validate_labels(labels: Any, n: int) -> np.ndarray | None:
-    """Return labels as int64 (N,) or None; raise DataError on mismatch or bad values."""
+    """Class indices of a dataset as int64 ``(N,)``, or None.
+
+    Parameters
+    ----------
+    labels : array-like or None
+        One non-negative integer class per image (integral floats, bools and ``(N, 1)``
+        accepted).
+    n : int
+        Number of images.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        int64, shape ``(n,)``; None when ``labels`` is None.
+
+    Raises
+    ------
+    DataError
+        On a length mismatch, NaN, non-integral or negative values, or strings (the
+        message shows how to factorize them).
+    """
     if labels is None:
         return None
     if hasattr(labels, "detach") and hasattr(labels, "cpu"):
@@ -240,6 +273,20 @@ def check_labels_for_scoring(labels: Any, n: int, min_classes: int = 2) -> np.nd
 
     Unlike :func:`validate_labels` (class indices stored in a dataset) these may be names;
     at least ``min_classes`` distinct values are needed to score class separation.
+
+    Parameters
+    ----------
+    labels : array-like
+        One label per point.
+    n : int
+        Number of points.
+    min_classes : int
+        Fewest distinct labels accepted.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape ``(n,)``.
     """
     if labels is None:
         raise DataError(
@@ -319,7 +366,22 @@ def check_embedding(embedding: Any, n: int | None = None, dim: int | None = None
 
 
 def check_features(features: Any, n: int | None = None, name: str = "features") -> np.ndarray:
-    """A finite numeric ``(N, d)`` feature matrix with ``N >= 2``, as float32."""
+    """A finite numeric ``(N, d)`` feature matrix with ``N >= 2``, as float32.
+
+    Parameters
+    ----------
+    features : array-like or torch.Tensor
+        One row per image.
+    n : int, optional
+        Required number of rows.
+    name : str
+        What to call it in error messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32, shape ``(N, d)``.
+    """
     if hasattr(features, "detach") and hasattr(features, "cpu"):
         features = features.detach().cpu().numpy()
     x = np.asarray(features)
@@ -342,7 +404,22 @@ def check_features(features: Any, n: int | None = None, name: str = "features") 
 
 
 def check_int(name: str, value: Any, minimum: int = 1) -> int:
-    """An integer (not a bool) ``>= minimum``; ``minimum=1`` reads "a positive integer"."""
+    """An integer (not a bool) ``>= minimum``; ``minimum=1`` reads "a positive integer".
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the error message.
+    value : object
+        The value to check.
+    minimum : int
+        Smallest value accepted.
+
+    Returns
+    -------
+    int
+        ``value`` as a Python int.
+    """
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
         rule = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
         raise ConfigError(f"{name} must be {rule}; got {value!r}.")
@@ -350,7 +427,24 @@ def check_int(name: str, value: Any, minimum: int = 1) -> int:
 
 
 def check_float(name: str, value: Any, *, positive: bool = True, below: float | None = None) -> float:
-    """A finite number ``> 0`` (``positive=False``: ``>= 0``), optionally ``< below``."""
+    """A finite number ``> 0`` (``positive=False``: ``>= 0``), optionally ``< below``.
+
+    Parameters
+    ----------
+    name : str
+        The parameter's name, for the error message.
+    value : object
+        The value to check.
+    positive : bool
+        Refuse 0 too.
+    below : float, optional
+        Exclusive upper bound.
+
+    Returns
+    -------
+    float
+        ``value`` as a Python float.
+    """
     ok = isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
     ok = ok and math.isfinite(float(value)) and (float(value) > 0 if positive else float(value) >= 0)
     if ok and below is not None:
@@ -364,7 +458,17 @@ def check_float(name: str, value: Any, *, positive: bool = True, below: float | 
 
 
 def check_seed(random_state: Any) -> int | None:
-    """An integer seed or None (for functions that hand the seed on, e.g. to scikit-learn)."""
+    """An integer seed or None (for functions that hand the seed on, e.g. to scikit-learn).
+
+    Parameters
+    ----------
+    random_state : int or None
+        The seed.
+
+    Returns
+    -------
+    int or None
+    """
     if random_state is None:
         return None
     if isinstance(random_state, (int, np.integer)) and not isinstance(random_state, bool):
@@ -373,10 +477,60 @@ def check_seed(random_state: Any) -> int | None:
 
 
 def check_rng(random_state: Any) -> np.random.Generator:
-    """A numpy Generator: given one, or seeded from an int (None: fresh entropy)."""
+    """A numpy Generator: given one, or seeded from an int (None: fresh entropy).
+
+    Parameters
+    ----------
+    random_state : int, numpy.random.Generator or None
+        The seed or generator.
+
+    Returns
+    -------
+    numpy.random.Generator
+    """
     if isinstance(random_state, np.random.Generator):
         return random_state
     if random_state is not None and (not isinstance(random_state, (int, np.integer))
                                      or isinstance(random_state, bool)):
         raise ConfigError(f"random_state must be an int or None; got {random_state!r}.")
     return np.random.default_rng(random_state)
+
+
+def seed_from_random_state(random_state: Any) -> int | None:
+    """The integer seed of an estimator's ``random_state`` (None stays None: draw one).
+
+    Parameters
+    ----------
+    random_state : int, numpy.random.Generator, numpy.random.RandomState or None
+        The estimator's parameter.
+
+    Returns
+    -------
+    int or None
+        The seed.
+
+    Raises
+    ------
+    ConfigError
+        For anything else.
+
+    Notes
+    -----
+    * an int ``>= 0`` is the seed;
+    * a :class:`numpy.random.Generator` gives ``int(rng.integers(2**31 - 1))`` and a
+      :class:`numpy.random.RandomState` ``int(rs.randint(2**31 - 1))``: one draw, so the same
+      generator state always gives the same seed (and the same run); the generator advances
+      by that one draw.
+    """
+    if random_state is None:
+        return None
+    if isinstance(random_state, np.random.Generator):
+        return int(random_state.integers(2**31 - 1))
+    if isinstance(random_state, np.random.RandomState):
+        return int(random_state.randint(2**31 - 1))
+    if isinstance(random_state, bool) or not isinstance(random_state, (int, np.integer)) or random_state < 0:
+        raise ConfigError(
+            "random_state must be an integer >= 0, None, a numpy.random.Generator or a "
+            f"numpy.random.RandomState; got {random_state!r}."
+        )
+    return int(random_state)

@@ -7,6 +7,7 @@ Prints one JSON line per run.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 
@@ -81,24 +82,27 @@ def main() -> None:
 
     T._Trainer._train_step = step
 
-    orig_after = T.TSimCNE._after_step
+    orig_strategy = T.TSimCNE._strategy
 
-    def after_step(self, model, step_i, total):
-        if a.ema and state.get("stage") == 3:
-            sd = model.state_dict()
-            ema = state.get("ema")
-            if ema is None:
-                state["ema"] = {
-                    k: v.detach().clone() for k, v in sd.items() if v.dtype.is_floating_point
-                }
-            else:
-                for k, v in ema.items():
-                    v.mul_(a.ema).add_(sd[k].detach(), alpha=1 - a.ema)
-            if step_i == total - 1 and state.get("ema_final_stage", True):
-                model.load_state_dict({**sd, **state["ema"]})
-        return orig_after(self, model, step_i, total)
+    def strategy(self, cfg):
+        # t-SimCNE has no per-step hook of its own: add the EMA one to its training strategy
+        def after_step(model, step_i, total):
+            if a.ema and state.get("stage") == 3:
+                sd = model.state_dict()
+                ema = state.get("ema")
+                if ema is None:
+                    state["ema"] = {
+                        k: v.detach().clone() for k, v in sd.items() if v.dtype.is_floating_point
+                    }
+                else:
+                    for k, v in ema.items():
+                        v.mul_(a.ema).add_(sd[k].detach(), alpha=1 - a.ema)
+                if step_i == total - 1 and state.get("ema_final_stage", True):
+                    model.load_state_dict({**sd, **state["ema"]})
 
-    T.TSimCNE._after_step = after_step
+        return dataclasses.replace(orig_strategy(self, cfg), after_step=after_step)
+
+    T.TSimCNE._strategy = strategy
     orig_epoch = T._Trainer._run_epoch
 
     def run_epoch(self, stage, epoch, net, opt, bar):
@@ -113,7 +117,7 @@ def main() -> None:
                     # features of the 128-d head: needs the pre-replacement output; use h instead
                     what = "features"
                 F = T._infer(
-                    self.model, self.feed, np.arange(self.feed.n), what, self.cfg["channels_last"]
+                    self.model, self.feed, np.arange(self.feed.n), what, self.cfg.channels_last
                 )
             self.model.train()
             if a.save_h:
@@ -172,25 +176,26 @@ def main() -> None:
         return (lse - pos_mean).mean()
 
     class Est(T.TSimCNE):
-        def _loss(self, net, x):
-            if a.tsne_init and state.get("stage") == 2:
-                z = net(x).float()
-                tgt = state["Y"][torch.as_tensor(state["idx"], device=z.device)]
-                tgt = torch.cat([tgt, tgt])
-                return ((z - tgt) ** 2).sum(1).mean() / state["Yvar"]
-            if a.queue and state.get("stage") in (2, 3):
-                return queue_cauchy(net(x))
-            if a.views != 2 and state.get("stage") == 1:
-                return multi_cauchy(net(x), a.views)
-            return super()._loss(net, x)
+        def _strategy(self, cfg):
+            base = super()._strategy(cfg)
 
-        def _stages(self, cfg):
-            st = super()._stages(cfg)
+            def loss(net, x):
+                if a.tsne_init and state.get("stage") == 2:
+                    z = net(x).float()
+                    tgt = state["Y"][torch.as_tensor(state["idx"], device=z.device)]
+                    tgt = torch.cat([tgt, tgt])
+                    return ((z - tgt) ** 2).sum(1).mean() / state["Yvar"]
+                if a.queue and state.get("stage") in (2, 3):
+                    return queue_cauchy(net(x))
+                if a.views != 2 and state.get("stage") == 1:
+                    return multi_cauchy(net(x), a.views)
+                return base.loss(net, x)
+
             if a.tsne_init:
-                st[1].trainable = a.s2_train
+                base.stages[1].trainable = a.s2_train
                 if a.s2_lr is not None:
-                    st[1].lr = a.s2_lr
-            return st
+                    base.stages[1].lr = a.s2_lr
+            return dataclasses.replace(base, loss=loss)
 
     epochs = tuple(int(e) for e in a.epochs.split(","))
     lr = a.lr if a.lr is not None else "auto"

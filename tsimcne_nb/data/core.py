@@ -38,6 +38,13 @@ def synthetic_title(text: str, synthetic: bool) -> str:
 
     Every figure title, table header and report line of the package goes through this, so
     synthetic data are labelled the same way everywhere.
+
+    Parameters
+    ----------
+    text : str
+        A name or title.
+    synthetic : bool
+        Whether the data are synthetic.
     """
     if synthetic and SYNTHETIC_LABEL not in text.lower():
         return f"{text} ({SYNTHETIC_LABEL})" if text else SYNTHETIC_LABEL
@@ -45,7 +52,15 @@ def synthetic_title(text: str, synthetic: bool) -> str:
 
 
 def iter_chunks(images: Any, chunk: int = CHUNK):
-    """Yield ``(start, block)`` with ``block`` a numpy array of up to ``chunk`` images."""
+    """Yield ``(start, block)`` with ``block`` a numpy array of up to ``chunk`` images.
+
+    Parameters
+    ----------
+    images : array-like or lazy image array
+        The images.
+    chunk : int
+        Images per block.
+    """
     n = len(images)
     for start in range(0, n, chunk):
         yield start, np.asarray(images[start : start + chunk])
@@ -57,26 +72,28 @@ class ImageDataset:
 
     Parameters
     ----------
-    images
+    images : array-like
         uint8 array-like of shape (N, H, W, 3).  Grayscale, RGBA, float and torch
         inputs are converted (see :func:`validate_images`).
-    labels
+    labels : numpy.ndarray, optional
         Integer class per image, shape (N,), or None.
-    class_names
+    class_names : list[str], optional
         Name of each class index; defaults to ``["0", "1", ...]``.
-    metadata
+    metadata : pandas.DataFrame, optional
         DataFrame with one row per image; ``index`` (position in the source) and
         ``split`` columns are added when missing.
-    name
+    name : str
         Short dataset name used in manifests, figures and cache keys.
-    synthetic
+    synthetic : bool
         True for generated data: figures and reports say so.
     """
 
     images: Any
     labels: np.ndarray | None = None
-    class_names: list[str] | None = None
-    metadata: pd.DataFrame | None = None
+    # None is accepted and replaced in __post_init__ (default names, an index-only frame), so
+    # every ImageDataset holds a list and a DataFrame here
+    class_names: list[str] = None  # type: ignore[assignment]
+    metadata: pd.DataFrame = None  # type: ignore[assignment]
     name: str = "custom"
     synthetic: bool = False
     _fingerprint: str | None = field(default=None, repr=False, compare=False)
@@ -88,7 +105,7 @@ class ImageDataset:
         if self.class_names is None:
             k = int(self.labels.max()) + 1 if self.labels is not None and n else 0
             if k > _MAX_DENSE_LABEL:
-                values = np.unique(self.labels)
+                values = np.unique(np.asarray(self.labels))
                 if k > 4 * len(values):  # far apart: one name per value up to k would waste memory
                     warnings.warn(
                         f"label values are far apart ({len(values)} distinct, the largest {k - 1}); "
@@ -96,7 +113,7 @@ class ImageDataset:
                         "class names.",
                         stacklevel=3,
                     )
-                    self.labels = np.searchsorted(values, self.labels).astype(np.int64)
+                    self.labels = np.searchsorted(values, np.asarray(self.labels)).astype(np.int64)
                     k = len(values)
                     self.class_names = [str(v) for v in values]
             if self.class_names is None:
@@ -189,7 +206,15 @@ class ImageDataset:
 
     # ----------------------------------------------------------------- subsets
     def subset(self, indices: Sequence[int] | np.ndarray, name: str | None = None) -> ImageDataset:
-        """A new dataset of the images at ``indices`` (in that order), loaded into memory."""
+        """A new dataset of the images at ``indices`` (in that order), loaded into memory.
+
+        Parameters
+        ----------
+        indices : array-like of int or bool
+            Positions to take (in this order), or a boolean mask.
+        name : str, optional
+            Name of the new dataset (default: this one's).
+        """
         idx = np.asarray(indices)
         if idx.dtype == np.bool_:
             idx = np.flatnonzero(idx)
@@ -217,6 +242,15 @@ class ImageDataset:
 
         Without labels, a uniform random subset.  Indices are returned sorted so the
         subset keeps the source order.
+
+        Parameters
+        ----------
+        n : int
+            Number of images to keep.
+        random_state : int, optional
+            Seed of the choice.
+        name : str, optional
+            Name of the new dataset.
         """
         if n <= 0:
             raise DataError(f"subset size must be positive; got {n}.")
@@ -274,7 +308,15 @@ class ImageDataset:
 
     def resize(self, size: int | tuple[int, int], name: str | None = None) -> ImageDataset:
         """A new in-memory dataset with every image resized to ``size`` (antialiased bilinear,
-        :func:`tsimcne_nb.data.resize.resize_images` with ``method="bilinear"``)."""
+        :func:`tsimcne_nb.data.resize.resize_images` with ``method="bilinear"``).
+
+        Parameters
+        ----------
+        size : int or (int, int)
+            Side of square images, or (height, width).
+        name : str, optional
+            Name of the new dataset.
+        """
         from tsimcne_nb.data.resize import resize_images
 
         hw = (size, size) if isinstance(size, int) else tuple(size)
@@ -316,7 +358,17 @@ class ImageDataset:
 
 
 def as_dataset(data: Any, labels: Any = None, name: str = "custom") -> ImageDataset:
-    """Return ``data`` if it is an :class:`ImageDataset`, else wrap arrays/tensors into one."""
+    """Return ``data`` if it is an :class:`ImageDataset`, else wrap arrays/tensors into one.
+
+    Parameters
+    ----------
+    data : ImageDataset or array-like
+        A dataset (returned as is) or images.
+    labels : array-like, optional
+        One class index per image.
+    name : str
+        Name of a new dataset.
+    """
     if isinstance(data, ImageDataset):
         if labels is not None:
             raise DataError("labels were given twice: the ImageDataset already carries its labels")

@@ -52,12 +52,28 @@ MEDMNIST_MD5: dict[tuple[str, int], str] = {
 
 
 def medmnist_filename(flag: str, size: int) -> str:
-    """``bloodmnist.npz`` for 28 px, ``bloodmnist_64.npz`` for larger sizes."""
+    """``bloodmnist.npz`` for 28 px, ``bloodmnist_64.npz`` for larger sizes.
+
+    Parameters
+    ----------
+    flag : str
+        The MedMNIST name, e.g. ``"bloodmnist"``.
+    size : int
+        Image side (28, 64, 128 or 224).
+    """
     return f"{flag}.npz" if size == 28 else f"{flag}_{size}.npz"
 
 
 def medmnist_url(flag: str, size: int) -> str:
-    """The zenodo URL of a MedMNIST file (MedMNIST v3 record)."""
+    """The zenodo URL of a MedMNIST file (MedMNIST v3 record).
+
+    Parameters
+    ----------
+    flag : str
+        The MedMNIST name, e.g. ``"bloodmnist"``.
+    size : int
+        Image side (28, 64, 128 or 224).
+    """
     return MEDMNIST_RECORD.format(file=medmnist_filename(flag, size))
 
 
@@ -66,12 +82,28 @@ PCAM_RECORD = "https://zenodo.org/records/2546921/files/{file}?download=1"
 
 
 def pcam_filename(split: str, kind: str) -> str:
-    """``camelyonpatch_level_2_split_<split>_<kind>.h5`` (kind ``x`` or ``y``)."""
+    """``camelyonpatch_level_2_split_<split>_<kind>.h5`` (kind ``x`` or ``y``).
+
+    Parameters
+    ----------
+    split : str
+        ``"train"``, ``"valid"`` or ``"test"``.
+    kind : str
+        ``"x"`` (images) or ``"y"`` (labels).
+    """
     return f"camelyonpatch_level_2_split_{split}_{kind}.h5"
 
 
 def pcam_url(split: str, kind: str) -> str:
-    """The zenodo URL of a gzipped PCam file."""
+    """The zenodo URL of a gzipped PCam file.
+
+    Parameters
+    ----------
+    split : str
+        ``"train"``, ``"valid"`` or ``"test"``.
+    kind : str
+        ``"x"`` (images) or ``"y"`` (labels).
+    """
     return PCAM_RECORD.format(file=pcam_filename(split, kind) + ".gz")
 
 
@@ -105,7 +137,23 @@ def not_found_message(
     downloadable: bool = True,
     extra: str = "",
 ) -> str:
-    """The text of a :class:`DatasetNotFoundError`: what is missing, where, how to get it."""
+    """The text of a :class:`DatasetNotFoundError`: what is missing, where, how to get it.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset name.
+    folder : str or os.PathLike
+        Where the files were looked for.
+    expected : sequence of str
+        The files expected there.
+    urls : sequence of str
+        Where to get them.
+    downloadable : bool
+        Whether ``download=True`` can fetch them.
+    extra : str
+        A further line.
+    """
     lines = [
         f"{dataset}: files not found in {Path(folder).expanduser()}.",
         "Expected: " + ", ".join(expected) + ".",
@@ -155,20 +203,20 @@ def download_file(
 
     Parameters
     ----------
-    url
+    url : str
         http(s) URL of the file.
-    dest
+    dest : str or os.PathLike
         Final path.  If it already exists (and matches ``md5`` when given) nothing is
         downloaded.
-    md5
+    md5 : str or Iterable[str], optional
         Expected MD5 hex digest, or several accepted digests, or None (no check).
-    timeout
+    timeout : float
         Seconds to wait for the server on connect and on each read.
-    strict_md5
+    strict_md5 : bool
         If True a mismatch raises :class:`DownloadError` and the bad file is moved
         aside to ``<dest>.bad`` (never installed); if False it only warns (PCam,
         whose published checksums are partly swapped).
-    progress
+    progress : bool
         Show a tqdm progress bar.
 
     Returns
@@ -279,6 +327,13 @@ def gunzip_file(src: str | os.PathLike, dest: str | os.PathLike | None = None) -
 
     The ``.gz`` is kept.  A truncated or corrupt archive raises :class:`DataError`
     and leaves no partial output.
+
+    Parameters
+    ----------
+    src : str or os.PathLike
+        The ``.gz`` file.
+    dest : str or os.PathLike, optional
+        The output (default: ``src`` without ``.gz``).
     """
     src = Path(src)
     dest = Path(dest) if dest is not None else src.with_suffix("")
@@ -302,6 +357,13 @@ def safe_extract_tar(archive: str | os.PathLike, folder: str | os.PathLike) -> N
 
     Links, devices and absolute or ``..`` paths are rejected (a tar from the
     internet must not write outside the data folder).
+
+    Parameters
+    ----------
+    archive : str or os.PathLike
+        The tar archive.
+    folder : str or os.PathLike
+        Where to extract it.
     """
     archive, folder = Path(archive), Path(folder).resolve()
     try:
@@ -333,7 +395,15 @@ def safe_extract_tar(archive: str | os.PathLike, folder: str | os.PathLike) -> N
 
 
 def md5_matches(path: str | os.PathLike, accepted: Iterable[str]) -> bool:
-    """True if the MD5 of ``path`` is one of ``accepted``."""
+    """True if the MD5 of ``path`` is one of ``accepted``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file.
+    accepted : iterable of str
+        Accepted MD5 hex digests.
+    """
     return md5sum(path) in set(accepted)
 
 

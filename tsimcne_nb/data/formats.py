@@ -32,14 +32,32 @@ __all__ = [
 def write_medmnist_npz(path: str | os.PathLike, arrays: Mapping[str, np.ndarray],
                        overwrite: bool = False) -> Path:
     """A MedMNIST ``.npz``: ``{train,val,test}_{images,labels}`` with ``np.savez_compressed``
-    (the official files hold labels as ``(N, 1)`` uint8)."""
+    (the official files hold labels as ``(N, 1)`` uint8).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    arrays : Mapping[str, numpy.ndarray]
+        ``{train,val,test}_{images,labels}``.
+    overwrite : bool
+        Replace an existing file.
+    """
     with atomic_open(path, "wb", overwrite=overwrite) as fh:
-        np.savez_compressed(fh, **arrays)
+        np.savez_compressed(fh, **dict(arrays))  # type: ignore[arg-type]  # numpy's stub types **kwds as bool
     return Path(path)
 
 
 def pcam_file_name(split: str, kind: str) -> str:
-    """``camelyonpatch_level_2_split_<split>_<kind>.h5`` (``kind`` ``"x"`` or ``"y"``)."""
+    """``camelyonpatch_level_2_split_<split>_<kind>.h5`` (``kind`` ``"x"`` or ``"y"``).
+
+    Parameters
+    ----------
+    split : str
+        ``"train"``, ``"valid"`` or ``"test"``.
+    kind : str
+        ``"x"`` (images) or ``"y"`` (labels).
+    """
     return f"camelyonpatch_level_2_split_{split}_{kind}.h5"
 
 
@@ -48,7 +66,21 @@ def write_pcam_h5(path: str | os.PathLike, key: str, array: np.ndarray, overwrit
     """One PCam HDF5 file holding ``array`` under ``key`` (``"x"``: images ``(N, S, S, 3)``,
     ``"y"``: labels ``(N, 1, 1, 1)`` uint8), chunked one image at a time and gzip-compressed
     like the real files; ``gz=True`` writes the whole file gzipped as ``path + ".gz"``
-    (the form Zenodo serves)."""
+    (the form Zenodo serves).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    key : str
+        Dataset name inside the file (``"x"`` or ``"y"``).
+    array : numpy.ndarray
+        The data.
+    overwrite : bool
+        Replace an existing file.
+    gz : bool
+        Write ``path + '.gz'`` instead.
+    """
     import h5py
 
     path = Path(path)
@@ -66,7 +98,17 @@ def write_pcam_h5(path: str | os.PathLike, key: str, array: np.ndarray, overwrit
 
 
 def write_rgba_tiff(path: str | os.PathLike, image: np.ndarray, overwrite: bool = False) -> Path:
-    """One AML-Cytomorphology image: an RGBA TIFF (an RGB ``image`` gets an opaque alpha)."""
+    """One AML-Cytomorphology image: an RGBA TIFF (an RGB ``image`` gets an opaque alpha).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    image : numpy.ndarray
+        uint8 ``(H, W, 3)`` or ``(H, W, 4)``.
+    overwrite : bool
+        Replace an existing file.
+    """
     from PIL import Image
 
     if image.shape[-1] == 3:
@@ -81,7 +123,23 @@ def write_rgba_tiff(path: str | os.PathLike, image: np.ndarray, overwrite: bool 
 def write_cifar_batch(path: str | os.PathLike, data: np.ndarray, labels: Sequence[int],
                       batch_label: str, filenames: Sequence[str], overwrite: bool = False) -> Path:
     """One CIFAR-10 python batch (a protocol-2 pickle, as released): ``data`` holds rows of
-    3072 bytes, the R, G and B planes one after another."""
+    3072 bytes, the R, G and B planes one after another.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    data : numpy.ndarray
+        uint8 ``(N, 3072)`` rows.
+    labels : sequence of int
+        One label per row.
+    batch_label : str
+        The batch's description.
+    filenames : sequence of str
+        One name per row.
+    overwrite : bool
+        Replace an existing file.
+    """
     obj = {"batch_label": batch_label, "labels": [int(v) for v in labels], "data": data,
            "filenames": list(filenames)}
     with atomic_open(path, "wb", overwrite=overwrite) as fh:
@@ -91,7 +149,19 @@ def write_cifar_batch(path: str | os.PathLike, data: np.ndarray, labels: Sequenc
 
 def write_cifar_meta(path: str | os.PathLike, label_names: Sequence[str], num_cases_per_batch: int,
                      overwrite: bool = False) -> Path:
-    """CIFAR-10's ``batches.meta`` pickle."""
+    """CIFAR-10's ``batches.meta`` pickle.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    label_names : sequence of str
+        Class names in label order.
+    num_cases_per_batch : int
+        Rows per batch.
+    overwrite : bool
+        Replace an existing file.
+    """
     meta = {"num_cases_per_batch": int(num_cases_per_batch), "num_vis": 3072,
             "label_names": list(label_names)}
     with atomic_open(path, "wb", overwrite=overwrite) as fh:

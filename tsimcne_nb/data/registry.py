@@ -38,19 +38,19 @@ class DatasetInfo:
 
     Attributes
     ----------
-    name
+    name : str
         The name passed to :func:`load_dataset` (``npz:PATH``/``folder:PATH`` for own data).
-    description
+    description : str
         One line.
-    files
+    files : str
         The files or layout the loader expects.
-    folder
+    folder : str or None
         Sub-folder of :func:`data_home` used when no root is given (None: no files).
-    download
+    download : str
         ``"yes"`` (``download=True`` works), ``"manual"``, ``"built-in"`` or ``"-"``.
-    licence
+    licence : str
         Licence of the data.
-    options
+    options : dict of str to str
         Loader options (``--option KEY=VALUE``) and what they do.
     """
 
@@ -250,16 +250,16 @@ def load_dataset(
 
     Parameters
     ----------
-    name
+    name : str
         One of :func:`list_datasets` (``tsimcne-nb datasets`` prints them), or
         ``npz:PATH`` / ``folder:PATH`` for your own data.
-    root
+    root : str or os.PathLike, optional
         Folder holding the dataset's files (or the common data folder holding
         ``medmnist/``, ``pcam/``, ...); default ``$TSIMCNE_DATA/<dataset>`` or
         ``~/.tsimcne_nb/data/<dataset>``.
-    download
+    download : bool
         Download missing files where the source allows it.
-    **options
+    **options : dict
         Dataset-specific options (e.g. ``size=64``, ``split="test"``, ``labels=7``);
         strings as given on the command line are converted.
 

@@ -28,16 +28,17 @@ RESAMPLING = {"lanczos": "LANCZOS", "bilinear": "BILINEAR"}
 
 
 def _size_hw(size: int | Sequence[int]) -> tuple[int, int]:
+    hw: tuple[int, ...]
     if isinstance(size, (int, np.integer)):
         hw = (int(size), int(size))
     else:
         try:
-            hw = tuple(int(s) for s in size)  # type: ignore[union-attr]
+            hw = tuple(int(s) for s in size)
         except (TypeError, ValueError):
             hw = ()
     if len(hw) != 2 or min(hw) < 1:
         raise ConfigError(f"size must be a positive int or (height, width); got {size!r}")
-    return hw  # type: ignore[return-value]
+    return hw[0], hw[1]
 
 
 def resize_images(images: np.ndarray, size: int | Sequence[int], method: str = "lanczos") -> np.ndarray:

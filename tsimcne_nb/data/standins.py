@@ -125,7 +125,13 @@ _MEDMNIST_SIZES = (28, 64, 128, 224)
 
 
 def standin_classes(name: str) -> list[tuple[str, str]]:
-    """``(real class name, synthetic-blood class drawn for it)`` for each class of ``name``."""
+    """``(real class name, synthetic-blood class drawn for it)`` for each class of ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A dataset name.
+    """
     return [(real, syn) for real, syn, _ in _spec(name)["classes"]]
 
 
@@ -237,24 +243,24 @@ def write_standin_files(
 
     Parameters
     ----------
-    name
+    name : str
         ``"bloodmnist"``, ``"pathmnist"``, ``"dermamnist"``, ``"pcam"``, ``"leukemia"``
         or ``"cifar10"`` (:data:`STANDIN_NAMES`).
-    root
+    root : str or os.PathLike
         Data folder.  Files go to its per-dataset sub-folder (``medmnist/``,
         ``pcam/``, ``leukemia/``, ``cifar10/``), where
         ``load_dataset(name, root=root)`` looks first.
-    n
+    n : int
         Number of images in all (all splits together); classes follow the real
         class frequencies with at least 4 images each.
-    random_state
+    random_state : int
         Seed; the same arguments write identical images.
-    size
+    size : int, optional
         Image side in pixels.  Default: the real size (28 for MedMNIST, 96 for
         PCam, 32 for CIFAR-10) except Leukemia, written at 64 px instead of the
         real 400 px to stay small (the loader resizes to 28 anyway).  MedMNIST
         allows 28, 64, 128, 224 (the file is then ``<flag>_<size>.npz``).
-    overwrite
+    overwrite : bool
         Replace existing files; otherwise an existing file raises FileExistsError.
 
     Returns
@@ -388,6 +394,13 @@ def is_standin(name: str, root: str | os.PathLike | None = None) -> bool:
     puts next to them, in the folder the registry resolves ``root`` to (``root/<sub-folder>``
     when it exists, else ``root``; ``None``: the default data folder).  Use it after loading
     so that stand-ins left in a data folder are never mistaken for the real data.
+
+    Parameters
+    ----------
+    name : str
+        A dataset name.
+    root : str or os.PathLike, optional
+        The data folder (default: the data home).
     """
     from tsimcne_nb.data.registry import data_home
 
@@ -418,13 +431,13 @@ def load_standin(
 
     Parameters
     ----------
-    name
+    name : str
         One of :data:`STANDIN_NAMES`.
-    root
+    root : str or os.PathLike, optional
         Data folder for the files; None writes to a new temporary folder.
-    n, random_state, size
+    n, random_state, size : int
         As in :func:`write_standin_files`.
-    **options
+    **options : dict
         Loader options passed to :func:`tsimcne_nb.load_dataset` (e.g. ``labels=7``
         for DermaMNIST, ``size=32`` for PCam).
 

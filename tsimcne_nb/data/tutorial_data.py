@@ -72,7 +72,7 @@ def load_tutorial_dataset(
     verbose : bool, default=True
         Print why stand-ins are used and the banner.  The marks on the dataset are set either
         way.
-    **options
+    **options : dict
         Loader options for :func:`tsimcne_nb.load_dataset`, e.g. ``labels=7`` (DermaMNIST) or
         ``size=32`` (PCam); used for the real files and the stand-ins alike.
 

@@ -4,14 +4,15 @@
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 import warnings
-from typing import Any
+from dataclasses import replace
+from typing import Any, cast
 
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import NotFittedError as _SkNotFittedError
 
 from tsimcne_nb.data.core import ImageDataset, as_dataset
@@ -22,10 +23,11 @@ from tsimcne_nb.train import device as tu
 from tsimcne_nb.train import distributed as dist_utils
 from tsimcne_nb.train.budgets import Budget, auto_learning_rate, resolve_budget
 from tsimcne_nb.train.checkpoints import _read_checkpoint, list_checkpoints
+from tsimcne_nb.train.config import TrainConfig, TrainingStrategy
 from tsimcne_nb.train.feed import _ImageFeed, _infer
-from tsimcne_nb.train.loop import Stage, _Trainer
+from tsimcne_nb.train.loop import _Trainer
 from tsimcne_nb.train.seeds import _S_INIT, _derive_seed
-from tsimcne_nb.validation import check_float, check_int
+from tsimcne_nb.validation import check_float, check_int, seed_from_random_state
 
 __all__ = ['NotFittedError']
 
@@ -40,44 +42,37 @@ class TrainingOutOfMemoryError(TSimCNEError, MemoryError):
 
 
 # --------------------------------------------------------------------------- estimators
-class _ContrastiveLearner(_ModelFileMixin):
-    """Shared machinery of :class:`TSimCNE`, :class:`SimCLR` and :class:`BYOL`.
+class _ContrastiveLearner(_ModelFileMixin, TransformerMixin, BaseEstimator):
+    """Shared machinery of :class:`TSimCNE`, :class:`SimCLR` and :class:`BYOL`: scikit-learn
+    estimators (``BaseEstimator`` + ``TransformerMixin``).
 
-    Subclasses define ``_build_model``, ``_stages``, ``_loss`` and what ``transform``
-    returns (``_transform_what``).
+    Subclasses define ``__init__`` (the parameters, stored verbatim), ``_build_model``,
+    ``_strategy`` (stages, loss and per-step hook for the training loop) and what
+    ``transform`` returns (``_transform_what``).
     """
 
     _kind = "contrastive"
     _transform_what = "output"
 
     # ---------------------------------------------------------------- sklearn API
-    @classmethod
-    def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p for p in sig.parameters if p != "self"]
-
-    def get_params(self, deep: bool = False) -> dict[str, Any]:
-        """The constructor parameters, verbatim (scikit-learn convention)."""
-        return {name: getattr(self, name) for name in self._param_names()}
-
+    # get_params / set_params / clone / repr / the HTML repr come from BaseEstimator: the
+    # parameter list is written once, as the arguments of each estimator's __init__.
     def set_params(self, **params: Any) -> _ContrastiveLearner:
-        """Set constructor parameters (scikit-learn convention); returns self."""
-        valid = self._param_names()
-        for key, value in params.items():
-            if key not in valid:
-                raise ConfigError(f"unknown parameter {key!r}; valid parameters: {valid}.")
-            setattr(self, key, value)
-        return self
+        """Set constructor parameters (scikit-learn convention); returns self.
 
-    def __repr__(self) -> str:
-        defaults = {
-            k: v.default for k, v in inspect.signature(type(self).__init__).parameters.items()
-        }
-        changed = [
-            f"{k}={v!r}" for k, v in self.get_params().items()
-            if not (isinstance(v, type(defaults.get(k))) and v == defaults.get(k))
-        ]
-        return f"{type(self).__name__}({', '.join(changed)})"
+        An unknown name raises :class:`~tsimcne_nb.errors.ConfigError` (a ``ValueError``,
+        as scikit-learn raises) naming the valid parameters.
+        """
+        valid = self._get_param_names()
+        unknown = [k for k in params if k not in valid]
+        if unknown:
+            raise ConfigError(f"unknown parameter {unknown[0]!r}; valid parameters: {valid}.")
+        return super().set_params(**params)
+
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted once :meth:`fit` or :meth:`load` made ``model_``
+        (:func:`sklearn.utils.validation.check_is_fitted`)."""
+        return getattr(self, "model_", None) is not None
 
     def _check_fitted(self) -> None:
         if getattr(self, "model_", None) is None:
@@ -90,7 +85,7 @@ class _ContrastiveLearner(_ModelFileMixin):
     def _epochs(self, budget: Budget) -> tuple[int, ...]:
         raise NotImplementedError
 
-    def _resolve(self, dataset: ImageDataset) -> dict[str, Any]:
+    def _resolve(self, dataset: ImageDataset) -> TrainConfig:
         """Validate every parameter against the data; return the resolved configuration."""
         budget = resolve_budget(self.budget)
         epochs = self._epochs(budget)
@@ -137,6 +132,10 @@ class _ContrastiveLearner(_ModelFileMixin):
         callbacks = self.callbacks or []
         if callable(callbacks):
             callbacks = [callbacks]
+        for cb in callbacks if isinstance(callbacks, (list, tuple)) else []:
+            # callbacks start fresh at every fit (a reused one would add to its old history)
+            if callable(getattr(cb, "reset", None)):
+                cb.reset()
         if not isinstance(callbacks, (list, tuple)):
             raise ConfigError(f"callbacks must be a list of callables f(ctx) -> bool | None; got {callbacks!r}.")
         for cb in callbacks:
@@ -144,19 +143,18 @@ class _ContrastiveLearner(_ModelFileMixin):
                 raise ConfigError(f"callbacks must be callables f(ctx) -> bool | None; got {cb!r}.")
         check_float("momentum", self.momentum, positive=False, below=1.0)
         check_float("weight_decay", self.weight_decay, positive=False)
-        cfg = {
-            "budget": budget, "epochs": epochs, "batch_size": batch, "lr": lr, "warmup": warmup,
-            "image_size": size, "device": device, "dist": info, "amp_dtype": amp,
-            "momentum": float(self.momentum), "weight_decay": float(self.weight_decay),
-            "callbacks": callbacks, "callbacks_every": every, "checkpoint_every": ck_every,
-            "checkpoint_dir": self.checkpoint_dir, "channels_last": bool(self.channels_last),
-            "compile": bool(self.compile), "progress": bool(self.progress),
-            "backbone": self._backbone_choice(budget, size),
-        }
-        cfg.update(self._resolve_extra(budget, cfg))
-        return cfg
+        return TrainConfig(
+            budget=budget, epochs=epochs, batch_size=batch, lr=lr, warmup=warmup,
+            image_size=size, device=device, dist=info, amp_dtype=amp,
+            momentum=float(self.momentum), weight_decay=float(self.weight_decay),
+            callbacks=tuple(callbacks), callbacks_every=every, checkpoint_every=ck_every,
+            checkpoint_dir=self.checkpoint_dir, channels_last=bool(self.channels_last),
+            compile=bool(self.compile), progress=bool(self.progress),
+            backbone=self._backbone_choice(budget, size), extra=self._resolve_extra(budget),
+        )
 
-    def _resolve_extra(self, budget: Budget, cfg: dict[str, Any]) -> dict[str, Any]:
+    def _resolve_extra(self, budget: Budget) -> dict[str, Any]:
+        """Method-specific settings, validated (``TrainConfig.extra``)."""
         return {}
 
     def _backbone_choice(self, budget: Budget, size: int) -> Any:
@@ -188,21 +186,16 @@ class _ContrastiveLearner(_ModelFileMixin):
             raise ConfigError(
                 f"augment must be a preset name ('default', 'rot90', 'randrot') or an Augmentation; got {aug!r}."
             )
-        fill = dataset.border_color() if needs_fill else None
+        fill = dataset.border_color().tolist() if needs_fill else None
         return make_augmentation(aug, size, fill=fill)
 
     # ---------------------------------------------------------------- hooks
-    def _build_model(self, cfg: dict[str, Any]) -> torch.nn.Module:
+    def _build_model(self, cfg: TrainConfig) -> torch.nn.Module:
         raise NotImplementedError
 
-    def _stages(self, cfg: dict[str, Any]) -> list[Stage]:
+    def _strategy(self, cfg: TrainConfig) -> TrainingStrategy:
+        """What the training loop runs: stages, loss and per-step hook of this method."""
         raise NotImplementedError
-
-    def _loss(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
-
-    def _after_step(self, model: torch.nn.Module, step: int, total: int) -> None:
-        return None
 
     # ---------------------------------------------------------------- fit
     def fit(self, X: Any, y: Any = None) -> _ContrastiveLearner:
@@ -221,7 +214,8 @@ class _ContrastiveLearner(_ModelFileMixin):
         self
         """
         dataset = as_dataset(X, y)
-        self._fit(dataset)
+        with tu.restored_process_state():
+            self._fit(dataset)
         return self
 
     def fit_transform(self, X: Any, y: Any = None) -> np.ndarray:
@@ -232,36 +226,36 @@ class _ContrastiveLearner(_ModelFileMixin):
     def _fit(self, dataset: ImageDataset) -> None:
         cfg = self._resolve(dataset)
         threads = tu.configure_threads(self.num_threads)
-        device = cfg["device"]
+        device = cfg.device
         if device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
         resume_state = self._load_resume_state(cfg, dataset)
         seed = self._seed(resume_state)
-        cfg["seed"] = seed
-        cfg["compat"] = self._compat(cfg, dataset, seed)
+        cfg = replace(cfg, seed=seed)
+        cfg = replace(cfg, compat=self._compat(cfg, dataset, seed))
         if resume_state is not None:
-            self._check_compat(resume_state["compat"], cfg["compat"])
-        aug = self._make_augmentation(dataset, cfg["image_size"])
+            self._check_compat(resume_state["compat"], dict(cfg.compat or {}))
+        aug = self._make_augmentation(dataset, cfg.image_size)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_derive_seed(seed, _S_INIT))
             model = self._build_model(cfg)
         model.to(device)
-        if cfg["channels_last"]:
+        if cfg.channels_last:
             model.to(memory_format=torch.channels_last)
-        if cfg["dist"].is_distributed:
+        if cfg.dist.is_distributed:
             model = collectives.convert_sync_batchnorm(model, device)
         feed = _ImageFeed(dataset.images, device, self.data_on_device)
-        stages = self._stages(cfg)
-        cfg["n_stages"] = len(stages)
-        trainer = _Trainer(self, model, feed, aug, cfg, dataset.labels)
+        strategy = self._strategy(cfg)
+        cfg = replace(cfg, n_stages=len(strategy.stages))
+        trainer = _Trainer(strategy, model, feed, aug, cfg, dataset.labels)
         t0 = time.perf_counter()
         try:
-            trainer.run(stages, resume_state)
+            trainer.run(resume_state)
         except torch.cuda.OutOfMemoryError as exc:
             raise TrainingOutOfMemoryError(
-                f"{device} ran out of memory with batch_size={cfg['batch_size']} at "
-                f"{cfg['image_size']} px. Use a smaller batch_size (e.g. {max(2, cfg['batch_size'] // 2)}), "
+                f"{device} ran out of memory with batch_size={cfg.batch_size} at "
+                f"{cfg.image_size} px. Use a smaller batch_size (e.g. {max(2, cfg.batch_size // 2)}), "
                 "precision='bf16', or a smaller backbone."
             ) from exc
         train_time = time.perf_counter() - t0
@@ -270,7 +264,8 @@ class _ContrastiveLearner(_ModelFileMixin):
     def _seed(self, resume_state: dict[str, Any] | None) -> int:
         if resume_state is not None:
             theirs = int(resume_state["seed"])
-            if self.random_state is not None and check_int("random_state", self.random_state, 0) != theirs:
+            ours = seed_from_random_state(self.random_state)
+            if ours is not None and ours != theirs:
                 raise ConfigError(
                     f"the checkpoint in {self.checkpoint_dir} was made with random_state={theirs} "
                     f"(--seed {theirs}), not {self.random_state}: resuming it with another seed would give "
@@ -278,21 +273,23 @@ class _ContrastiveLearner(_ModelFileMixin):
                     "a new run in another folder (without resume)."
                 )
             return theirs
-        if self.random_state is None:
-            return int(np.random.SeedSequence().entropy % (2**31))
-        return check_int("random_state", self.random_state, 0)
+        seed = seed_from_random_state(self.random_state)
+        if seed is None:
+            entropy = cast(int, np.random.SeedSequence().entropy)  # an int when none is given
+            return int(entropy % (2**31))
+        return seed
 
-    def _compat(self, cfg: dict[str, Any], dataset: ImageDataset, seed: int) -> dict[str, Any]:
+    def _compat(self, cfg: TrainConfig, dataset: ImageDataset, seed: int) -> dict[str, Any]:
         """What must not change between a checkpoint and its resumption."""
         aug = self.augment
         return {
             "kind": type(self).__name__, "dataset": dataset.fingerprint(), "seed": seed,
-            "epochs": list(cfg["epochs"]), "batch_size": cfg["batch_size"], "lr": cfg["lr"],
-            "backbone": str(cfg["backbone"]) if isinstance(cfg["backbone"], str) else "module",
-            "warmup": cfg["warmup"], "momentum": cfg["momentum"], "weight_decay": cfg["weight_decay"],
-            "precision": str(cfg["amp_dtype"]).replace("torch.", "") if cfg["amp_dtype"] else "fp32",
+            "epochs": list(cfg.epochs), "batch_size": cfg.batch_size, "lr": cfg.lr,
+            "backbone": str(cfg.backbone) if isinstance(cfg.backbone, str) else "module",
+            "warmup": cfg.warmup, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay,
+            "precision": str(cfg.amp_dtype).replace("torch.", "") if cfg.amp_dtype else "fp32",
             "augment": aug if isinstance(aug, str) else getattr(aug, "to_config", lambda: repr(aug))(),
-            **self._resolve_extra(cfg["budget"], cfg),
+            **cfg.extra,
         }
 
     def _check_compat(self, theirs: dict[str, Any], ours: dict[str, Any]) -> None:
@@ -312,13 +309,15 @@ class _ContrastiveLearner(_ModelFileMixin):
                 "start over without resume."
             )
 
-    def _load_resume_state(self, cfg: dict[str, Any], dataset: ImageDataset) -> dict[str, Any] | None:
+    def _load_resume_state(self, cfg: TrainConfig, dataset: ImageDataset) -> dict[str, Any] | None:
         if not self.resume:
             return None
-        ckpts = list_checkpoints(cfg["checkpoint_dir"])
+        if cfg.checkpoint_dir is None:  # _resolve refuses resume without a folder
+            return None
+        ckpts = list_checkpoints(cfg.checkpoint_dir)
         if not ckpts:
             warnings.warn(
-                f"resume=True but {cfg['checkpoint_dir']} holds no checkpoint; training from the start.",
+                f"resume=True but {cfg.checkpoint_dir} holds no checkpoint; training from the start.",
                 stacklevel=3,
             )
             return None
@@ -331,7 +330,7 @@ class _ContrastiveLearner(_ModelFileMixin):
                 continue
             if unreadable:
                 warnings.warn(
-                    f"the newest checkpoint(s) in {cfg['checkpoint_dir']} cannot be used ("
+                    f"the newest checkpoint(s) in {cfg.checkpoint_dir} cannot be used ("
                     + " | ".join(unreadable)
                     + f"); resuming from {path.name} (epoch {state['global_epoch']}), the newest "
                     "readable one.",
@@ -339,7 +338,7 @@ class _ContrastiveLearner(_ModelFileMixin):
                 )
             return state
         raise ModelFileError(
-            f"resume=True but no checkpoint in {cfg['checkpoint_dir']} can be read: "
+            f"resume=True but no checkpoint in {cfg.checkpoint_dir} can be read: "
             + " | ".join(unreadable)
             + ". Nothing was trained or written. Remove or convert them, or train from the start "
             "(resume=False; on the command line: without --resume)."
@@ -350,18 +349,18 @@ class _ContrastiveLearner(_ModelFileMixin):
 
         self.model_ = model
         self.augmentation_ = aug
-        self.image_size_ = cfg["image_size"]
-        self.random_state_ = cfg["seed"]
-        self.batch_size_ = cfg["batch_size"]
-        self.learning_rate_ = cfg["lr"]
-        self.total_epochs_ = tuple(cfg["epochs"])
-        self.backbone_ = cfg["backbone"] if isinstance(cfg["backbone"], str) else "module"
-        self.device_ = cfg["device"]
+        self.image_size_ = cfg.image_size
+        self.random_state_ = cfg.seed
+        self.batch_size_ = cfg.batch_size
+        self.learning_rate_ = cfg.lr
+        self.total_epochs_ = tuple(cfg.epochs)
+        self.backbone_ = cfg.backbone if isinstance(cfg.backbone, str) else "module"
+        self.device_ = cfg.device
         self.stopped_early_ = trainer.stopped
         self.history_ = trainer._history_frame()
         t_embed = time.perf_counter()
         self.embedding_ = _infer(
-            model, feed, np.arange(feed.n), self._transform_what, cfg["channels_last"]
+            model, feed, np.arange(feed.n), self._transform_what, cfg.channels_last
         )
         timings = trainer.timer.summary()
         timings.update({k: round(v, 4) for k, v in trainer.extra_time.items()})
@@ -371,16 +370,16 @@ class _ContrastiveLearner(_ModelFileMixin):
         self.n_images_ = len(dataset)
         self.manifest_ = build_manifest(
             kind=self._kind, config=self._config_for_manifest(), dataset=dataset,
-            seed=cfg["seed"], device=tu.describe_device(cfg["device"]), timings=timings,
+            seed=cfg.seed, device=tu.describe_device(cfg.device), timings=timings,
             extra={
                 "resolved": {
-                    "budget": cfg["budget"].name, "total_epochs": list(cfg["epochs"]),
-                    "batch_size": cfg["batch_size"], "learning_rate": cfg["lr"],
-                    "warmup_epochs": cfg["warmup"], "backbone": self.backbone_,
-                    "precision": str(cfg["amp_dtype"]).replace("torch.", "") if cfg["amp_dtype"] else "fp32",
-                    "threads": threads, "world_size": cfg["dist"].world_size,
+                    "budget": cfg.budget.name, "total_epochs": list(cfg.epochs),
+                    "batch_size": cfg.batch_size, "learning_rate": cfg.lr,
+                    "warmup_epochs": cfg.warmup, "backbone": self.backbone_,
+                    "precision": str(cfg.amp_dtype).replace("torch.", "") if cfg.amp_dtype else "fp32",
+                    "threads": threads, "world_size": cfg.dist.world_size,
                     "data_on_device": feed.on_device, "augmentation": aug.to_config(),
-                    **{k: v for k, v in self._resolve_extra(cfg["budget"], cfg).items()},
+                    **cfg.extra,
                 },
                 "stopped_early": trainer.stopped,
                 "epochs_run": len(self.history_),
@@ -395,7 +394,7 @@ class _ContrastiveLearner(_ModelFileMixin):
             elif isinstance(v, Budget):
                 v = v.to_dict()
             elif isinstance(v, torch.nn.Module):
-                v = v.to_config() if hasattr(v, "to_config") else type(v).__name__
+                v = getattr(v, "to_config", lambda m=v: type(m).__name__)()
             elif isinstance(v, (os.PathLike,)):
                 v = str(v)
             out[k] = v

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 from collections.abc import Callable
@@ -11,9 +12,9 @@ import torch
 
 from tsimcne_nb.estimators.base import _ContrastiveLearner
 from tsimcne_nb.estimators.simclr import SimCLR
-from tsimcne_nb.train.budgets import Budget
+from tsimcne_nb.train.budgets import DEFAULT_BUDGET, Budget
+from tsimcne_nb.train.config import Stage, TrainConfig, TrainingStrategy
 from tsimcne_nb.train.feed import _unwrap
-from tsimcne_nb.train.loop import Stage
 from tsimcne_nb.validation import check_float, check_int
 
 __all__ = ['BYOL']
@@ -39,8 +40,67 @@ class BYOL(_ContrastiveLearner):
         Projection dimension (256).
     target_momentum : float
         Starting EMA momentum of the target (0.996).
-    Other parameters
-        As :class:`TSimCNE`.
+    augment : {"randrot", "rot90", "default"} or Augmentation
+        Augmentation preset (paper, Section 4) or a custom
+        :class:`~tsimcne_nb.nn.augmentations.Augmentation`.  ``"randrot"`` fills rotated
+        corners with the dataset's border colour.
+    budget : {"paper", "quick"} or Budget
+        Defaults for the knobs left at None (:mod:`tsimcne_nb.train.budgets`).  ``"paper"`` is
+        the published recipe: epochs (1000, 50, 450), batch 1024, stage-3 lr / 1000,
+        10 warm-up epochs, ResNet18 with a small stem for <= 32 px images and the
+        torchvision ResNet18 for larger ones (as the paper did for 96 px PCam).
+        ``"quick"`` is a CPU-sized schedule: epochs (45, 4, 30), batch 256, a 16-wide
+        ResNet18 (``"resnet18_narrow"``), stage-3 lr * 0.3, 2 warm-up epochs.  It trades
+        map quality for ~300x less compute; see :data:`tsimcne_nb.train.budgets.QUICK` and
+        ``docs/quick-budget.md``.  Default: :data:`tsimcne_nb.train.budgets.DEFAULT_BUDGET`
+        (``"quick"``), the command line's default too.
+    batch_size : int, optional
+        Images per step over all processes (each image gives two views).  Lowered,
+        with a warning, to the number of images if larger.
+    learning_rate : float or "auto"
+        Peak learning rate of stages 1 and 2; ``"auto"`` = ``0.03 * batch_size / 256``.
+    warmup_epochs : int, optional
+        Linear warm-up of stages 1 and 3 (stage 2 has none).
+    backbone : str or nn.Module, optional
+        ``"resnet18_small"``, ``"resnet18"``, ``"resnet18_narrow"``, ``"resnet18_w<N>"``
+        (see :func:`tsimcne_nb.nn.models.make_backbone`) or a module.
+    momentum : float
+        SGD settings (0.9, 5e-4; weight decay on all parameters, as the reference).
+    weight_decay : float
+        SGD settings (0.9, 5e-4; weight decay on all parameters, as the reference).
+    device : str
+        ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        ``"auto"``: bf16 autocast on CUDA and CPU, fp32 on MPS.  Losses are always fp32.
+    channels_last : bool
+        Use the channels-last memory layout (faster convolutions on CPU and GPU).
+    compile : bool
+        Run the network through ``torch.compile`` (CUDA; compile time is minutes).
+    num_threads : int or "auto"
+        CPU threads for torch (:func:`tsimcne_nb.train.device.configure_threads`).
+    random_state : int, numpy.random.Generator, numpy.random.RandomState or None
+        Seed of every random choice; None draws one (kept in ``random_state_``).  A Generator
+        or RandomState is turned into a seed by one draw
+        (:func:`tsimcne_nb.validation.seed_from_random_state`), so the same generator state
+        gives the same run.
+    progress : bool
+        Show a progress bar per stage (notebook-aware) with loss and images/s.
+    callbacks : list of callables, optional
+        ``f(ctx)`` called every ``callbacks_every`` epochs (see :mod:`tsimcne_nb.train.callbacks`);
+        returning True stops the run cleanly.
+    callbacks_every : int, optional
+        Call the callbacks every this many epochs of a stage (default every epoch; the
+        last epoch of each stage always).
+    checkpoint_dir : path, optional
+        Folder for checkpoints (the last two are kept).
+    checkpoint_every : int, optional
+        Write a checkpoint every this many epochs (counted over all stages).
+    resume : bool
+        Continue from the last checkpoint in ``checkpoint_dir``; the result equals an
+        uninterrupted run.
+    data_on_device : "auto" or bool
+        Keep all images on the training device (``"auto"``: when they take at most a
+        quarter of the free GPU memory; always on the CPU; lazy datasets stream).
     """
 
     _kind = "byol-model"
@@ -49,7 +109,7 @@ class BYOL(_ContrastiveLearner):
     def __init__(
         self,
         augment: str | Any = "randrot",
-        budget: str | Budget = "paper",
+        budget: str | Budget = DEFAULT_BUDGET,
         epochs: int | None = None,
         batch_size: int | None = None,
         learning_rate: float | str = "auto",
@@ -102,31 +162,24 @@ class BYOL(_ContrastiveLearner):
 
     _epochs = SimCLR._epochs
 
-    def _resolve_extra(self, budget: Budget, cfg: dict[str, Any]) -> dict[str, Any]:
+    def _resolve_extra(self, budget: Budget) -> dict[str, Any]:
         return {
             "projection_hidden": check_int("projection_hidden", self.projection_hidden, 1),
             "output_dim": check_int("output_dim", self.output_dim, 1),
             "target_momentum": check_float("target_momentum", self.target_momentum, below=1.0 + 1e-12),
         }
 
-    def _build_model(self, cfg: dict[str, Any]) -> torch.nn.Module:
+    def _build_model(self, cfg: TrainConfig) -> torch.nn.Module:
         from tsimcne_nb.nn.models import BYOLNet, make_backbone
 
-        return BYOLNet(make_backbone(cfg["backbone"]), hidden=cfg["projection_hidden"], out_dim=cfg["output_dim"])
+        return BYOLNet(make_backbone(cfg.backbone), hidden=cfg.extra["projection_hidden"],
+                       out_dim=cfg.extra["output_dim"])
 
-    def _stages(self, cfg: dict[str, Any]) -> list[Stage]:
-        return [Stage(1, cfg["epochs"][0], cfg["lr"], cfg["warmup"], "all")]
-
-    def _loss(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        from tsimcne_nb.nn.losses import byol_loss
-
-        x1, x2 = x.chunk(2)
-        return byol_loss(*net(x1, x2))
-
-    def _after_step(self, model: torch.nn.Module, step: int, total: int) -> None:
-        base = float(self.target_momentum)
-        tau = 1.0 - (1.0 - base) * (math.cos(math.pi * (step + 1) / total) + 1.0) / 2.0
-        _unwrap(model).update_target(min(max(tau, 0.0), 1.0))
+    def _strategy(self, cfg: TrainConfig) -> TrainingStrategy:
+        stages = (Stage(1, cfg.epochs[0], cfg.lr, cfg.warmup, "all"),)
+        update = functools.partial(_update_target, base=float(cfg.extra["target_momentum"]))
+        return TrainingStrategy(type(self).__name__, stages, _byol_loss, after_step=update,
+                                embed=self._transform_what, estimator=self)
 
     def _arch(self) -> dict[str, Any]:
         return {"backbone": self.backbone_, "hidden": self.projection_hidden, "out_dim": self.output_dim}
@@ -135,3 +188,18 @@ class BYOL(_ContrastiveLearner):
         from tsimcne_nb.nn.models import BYOLNet, make_backbone
 
         return BYOLNet(make_backbone(arch["backbone"]), hidden=arch["hidden"], out_dim=arch["out_dim"])
+
+
+def _byol_loss(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """BYOL's loss of a batch of two views (online predictions against the target)."""
+    from tsimcne_nb.nn.losses import byol_loss
+
+    x1, x2 = x.chunk(2)
+    return byol_loss(*net(x1, x2))
+
+
+def _update_target(model: torch.nn.Module, step: int, total: int, base: float) -> None:
+    """BYOL's per-step hook: move the target network towards the online one (cosine schedule
+    of the momentum from ``base`` to 1)."""
+    tau = 1.0 - (1.0 - base) * (math.cos(math.pi * (step + 1) / total) + 1.0) / 2.0
+    _unwrap(model).update_target(min(max(tau, 0.0), 1.0))

@@ -151,7 +151,7 @@ class _ModelFileMixin:
             params["augment"] = Augmentation.from_config(params["augment"])
         if custom is not None or "model_object" in payload:
             params["backbone"] = backbone
-        est = cls(**{k: v for k, v in params.items() if k in cls._param_names()})
+        est = cls(**{k: v for k, v in params.items() if k in cls._get_param_names()})
         for k, v in payload["fitted"].items():
             setattr(est, k, tuple(v) if k == "total_epochs_" else v)
         est.image_size_ = payload["image_size"]

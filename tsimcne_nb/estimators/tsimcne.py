@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from tsimcne_nb.errors import ConfigError
 from tsimcne_nb.estimators.base import _ContrastiveLearner
-from tsimcne_nb.train.budgets import Budget
+from tsimcne_nb.train.budgets import DEFAULT_BUDGET, Budget
+from tsimcne_nb.train.config import Stage, TrainConfig, TrainingStrategy
 from tsimcne_nb.train.feed import _unwrap
-from tsimcne_nb.train.loop import Stage
 from tsimcne_nb.validation import check_float, check_int
 
 __all__ = ['TSimCNE']
@@ -39,7 +39,8 @@ class TSimCNE(_ContrastiveLearner):
         ``"quick"`` is a CPU-sized schedule: epochs (45, 4, 30), batch 256, a 16-wide
         ResNet18 (``"resnet18_narrow"``), stage-3 lr * 0.3, 2 warm-up epochs.  It trades
         map quality for ~300x less compute; see :data:`tsimcne_nb.train.budgets.QUICK` and
-        ``docs/quick-budget.md``.
+        ``docs/quick-budget.md``.  Default: :data:`tsimcne_nb.train.budgets.DEFAULT_BUDGET`
+        (``"quick"``), the command line's default too.
     total_epochs : tuple of 3 int, optional
         Epochs of stages 1, 2 and 3.  A stage with 0 epochs is skipped (stage 2's new
         output layer is still made), but stages 2 and 3 cannot both be 0.
@@ -73,8 +74,11 @@ class TSimCNE(_ContrastiveLearner):
         Run the network through ``torch.compile`` (CUDA; compile time is minutes).
     num_threads : int or "auto"
         CPU threads for torch (:func:`tsimcne_nb.train.device.configure_threads`).
-    random_state : int, optional
-        Seed of every random choice; None draws one (kept in ``random_state_``).
+    random_state : int, numpy.random.Generator, numpy.random.RandomState or None
+        Seed of every random choice; None draws one (kept in ``random_state_``).  A Generator
+        or RandomState is turned into a seed by one draw
+        (:func:`tsimcne_nb.validation.seed_from_random_state`), so the same generator state
+        gives the same run.
     progress : bool
         Show a progress bar per stage (notebook-aware) with loss and images/s.
     callbacks : list of callables, optional
@@ -129,7 +133,7 @@ class TSimCNE(_ContrastiveLearner):
     def __init__(
         self,
         augment: str | Any = "randrot",
-        budget: str | Budget = "paper",
+        budget: str | Budget = DEFAULT_BUDGET,
         total_epochs: Sequence[int] | None = None,
         batch_size: int | None = None,
         learning_rate: float | str = "auto",
@@ -198,7 +202,7 @@ class TSimCNE(_ContrastiveLearner):
             )
         return e  # type: ignore[return-value]
 
-    def _resolve_extra(self, budget: Budget, cfg: dict[str, Any]) -> dict[str, Any]:
+    def _resolve_extra(self, budget: Budget) -> dict[str, Any]:
         factor = budget.stage3_lr_factor if self.stage3_lr_factor is None else check_float(
             "stage3_lr_factor", self.stage3_lr_factor
         )
@@ -209,31 +213,28 @@ class TSimCNE(_ContrastiveLearner):
             "pretrain_dim": check_int("pretrain_dim", self.pretrain_dim, 1),
         }
 
-    def _build_model(self, cfg: dict[str, Any]) -> torch.nn.Module:
+    def _build_model(self, cfg: TrainConfig) -> torch.nn.Module:
         from tsimcne_nb.nn.models import ContrastiveNet, ProjectionHead, make_backbone
 
-        bb = make_backbone(cfg["backbone"])
-        head = ProjectionHead(bb.out_features, hidden=cfg["projection_hidden"], out_dim=cfg["pretrain_dim"])
+        bb = make_backbone(cfg.backbone)
+        head = ProjectionHead(cast(int, bb.out_features), hidden=cfg.extra["projection_hidden"],
+                              out_dim=cfg.extra["pretrain_dim"])
         return ContrastiveNet(bb, head)
 
-    def _stages(self, cfg: dict[str, Any]) -> list[Stage]:
-        e1, e2, e3 = cfg["epochs"]
-        lr, warm, out_dim = cfg["lr"], cfg["warmup"], cfg["output_dim"]
+    def _strategy(self, cfg: TrainConfig) -> TrainingStrategy:
+        e1, e2, e3 = cfg.epochs
+        lr, warm, out_dim = cfg.lr, cfg.warmup, cfg.extra["output_dim"]
 
         def new_output(model: torch.nn.Module, gen: torch.Generator) -> None:
             _unwrap(model).replace_output(out_dim, std=1.0, generator=gen)
 
-        return [
+        stages = (
             Stage(1, e1, lr, warm, "all"),
             Stage(2, e2, lr, 0, "output", prepare=new_output),
-            Stage(3, e3, lr * cfg["stage3_lr_factor"], warm, "all"),
-        ]
-
-    def _loss(self, net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        from tsimcne_nb.nn.losses import cauchy_infonce
-
-        z1, z2 = net(x).chunk(2)
-        return cauchy_infonce(z1, z2)
+            Stage(3, e3, lr * cfg.extra["stage3_lr_factor"], warm, "all"),
+        )
+        return TrainingStrategy(type(self).__name__, stages, _cauchy_loss,
+                                embed=self._transform_what, estimator=self)
 
     def _arch(self) -> dict[str, Any]:
         m = _unwrap(self.model_)
@@ -246,5 +247,13 @@ class TSimCNE(_ContrastiveLearner):
         from tsimcne_nb.nn.models import ContrastiveNet, ProjectionHead, make_backbone
 
         bb = make_backbone(arch["backbone"])
-        head = ProjectionHead(bb.out_features, hidden=arch["hidden"], out_dim=arch["out_dim"])
+        head = ProjectionHead(cast(int, bb.out_features), hidden=arch["hidden"], out_dim=arch["out_dim"])
         return ContrastiveNet(bb, head)
+
+
+def _cauchy_loss(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """t-SimCNE's loss of a batch of two views: Cauchy InfoNCE of the network's outputs."""
+    from tsimcne_nb.nn.losses import cauchy_infonce
+
+    z1, z2 = net(x).chunk(2)
+    return cauchy_infonce(z1, z2)

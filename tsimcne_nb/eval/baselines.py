@@ -29,7 +29,7 @@ from __future__ import annotations
 import inspect
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -86,11 +86,11 @@ def tsne_of(features: Any, random_state: int | None = 0, n_jobs: int | str = "au
 
     Parameters
     ----------
-    features
+    features : array-like
         (N, d) array.
-    random_state
+    random_state : int, optional
         Seed of openTSNE (initialisation and neighbour search).
-    n_jobs
+    n_jobs : int or str
         Threads; ``"auto"`` follows ``TSIMCNE_NUM_THREADS`` or the idle cores.
 
     Returns
@@ -140,6 +140,22 @@ def _pca_chunked(dataset: Any, n_components: int, random_state: int | None) -> n
     return out
 
 
+@overload
+def tsne_pixels(
+    dataset: Any, random_state: int | None = ..., pca_dim: int | None = ...,
+    pca_threshold: int = ..., n_jobs: int | str = ..., cache: FeatureCache | None = ...,
+    max_in_memory: int = ..., return_features: Literal[False] = ...,
+) -> np.ndarray: ...
+
+
+@overload
+def tsne_pixels(
+    dataset: Any, random_state: int | None = ..., pca_dim: int | None = ...,
+    pca_threshold: int = ..., n_jobs: int | str = ..., cache: FeatureCache | None = ...,
+    max_in_memory: int = ..., *, return_features: Literal[True],
+) -> tuple[np.ndarray, np.ndarray]: ...
+
+
 def tsne_pixels(
     dataset: Any,
     random_state: int | None = 0,
@@ -159,21 +175,21 @@ def tsne_pixels(
 
     Parameters
     ----------
-    dataset
+    dataset : ImageDataset or array-like
         An :class:`~tsimcne_nb.data.core.ImageDataset`.
-    random_state
+    random_state : int, optional
         Seed of PCA and t-SNE.
-    pca_dim
+    pca_dim : int, optional
         Reduce to this many principal components first when the pixel dimension
         ``H*W*3`` exceeds ``pca_threshold`` (PCam's 96x96x3 = 27648 does; 28x28x3
         does not).  ``None`` never reduces.
-    pca_threshold
+    pca_threshold : int
         Pixel dimension above which PCA is applied.
-    n_jobs
+    n_jobs : int or str
         openTSNE threads.
-    cache
+    cache : FeatureCache, optional
         Optional :class:`FeatureCache`.
-    max_in_memory
+    max_in_memory : int
         Above this many pixel values the PCA is computed in chunks
         (IncrementalPCA), never holding all pixels in memory.
     return_features : bool
@@ -191,10 +207,10 @@ def tsne_pixels(
     config = {"pca_dim": pca_dim if use_pca else None}
 
     def features() -> np.ndarray:
-        if use_pca and len(dataset) * d > max_in_memory:
+        if pca_dim is not None and use_pca and len(dataset) * d > max_in_memory:
             return _pca_chunked(dataset, int(pca_dim), random_state)
         X = _pixels(dataset)
-        if use_pca:
+        if pca_dim is not None and use_pca:
             from sklearn.decomposition import PCA
 
             k = min(int(pca_dim), X.shape[0], X.shape[1])
@@ -231,28 +247,28 @@ def imagenet_features(
 
     Parameters
     ----------
-    dataset
+    dataset : ImageDataset or array-like
         An :class:`~tsimcne_nb.data.core.ImageDataset`.
-    arch
+    arch : str
         ``"resnet18"`` (512-d) or ``"resnet152"`` (2048-d).
-    weights
+    weights : str, path or None
         ``"imagenet"``: torchvision's ``IMAGENET1K_V1`` weights from the local torch
         hub cache (downloaded only with ``download=True``; a missing file raises
         :class:`~tsimcne_nb.errors.DatasetNotFoundError` naming the file and
         folder).  A path: a state-dict file, checked by :func:`check_weights_file`.
         ``None``: random initialisation (seeded by ``random_state``) -- *not* an
         ImageNet baseline; see :func:`resnet_label`.
-    device
+    device : str
         ``"auto"``, ``"cpu"``, ``"cuda"``, ...
-    batch_size
+    batch_size : int
         Images per forward pass.
-    resize, crop
+    resize, crop : int
         Preprocessing sizes (the paper: 256 and 224).
-    random_state
+    random_state : int, optional
         Seed of the random initialisation when ``weights=None``.
-    cache
+    cache : FeatureCache, optional
         Optional :class:`FeatureCache`.
-    download
+    download : bool
         With ``weights="imagenet"``: fetch missing weights through torchvision's
         weights API (:func:`download_imagenet_weights`, hash-checked).
 
@@ -364,6 +380,30 @@ def simclr_features(
     Trains :class:`tsimcne_nb.estimators.SimCLR` (``augment``, ``budget``,
     ``random_state``, ``device`` and any further keyword arguments are passed on)
     and returns its ``transform`` of the dataset, (N, 512) float32.
+
+    Parameters
+    ----------
+    dataset : ImageDataset or array-like
+        The images.
+    augment : str or Augmentation
+        Augmentation preset or object.
+    budget : str or Budget
+        Training budget.
+    random_state : int, optional
+        Seed of the training run.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    cache : FeatureCache, optional
+        Cache the result (keyed by method, configuration, dataset and seed).
+    progress : bool
+        Show progress bars.
+    **kwargs : dict
+        Further estimator parameters.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, 512) float32 features.
     """
     return _learner_features("SimCLR", dataset, augment, budget, random_state, device, cache,
                              progress, **kwargs)
@@ -379,7 +419,32 @@ def byol_features(
     progress: bool = True,
     **kwargs: Any,
 ) -> np.ndarray:
-    """512-d representation of BYOL trained on ``dataset`` (see :func:`simclr_features`)."""
+    """512-d representation of BYOL trained on ``dataset`` (see :func:`simclr_features`).
+
+    Parameters
+    ----------
+    dataset : ImageDataset or array-like
+        The images.
+    augment : str or Augmentation
+        Augmentation preset or object.
+    budget : str or Budget
+        Training budget.
+    random_state : int, optional
+        Seed of the training run.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    cache : FeatureCache, optional
+        Cache the result (keyed by method, configuration, dataset and seed).
+    progress : bool
+        Show progress bars.
+    **kwargs : dict
+        Further estimator parameters.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, 512) float32 features.
+    """
     return _learner_features("BYOL", dataset, augment, budget, random_state, device, cache,
                              progress, **kwargs)
 
@@ -399,6 +464,30 @@ def tsimcne_map(
     Trains :class:`tsimcne_nb.estimators.TSimCNE` with ``augment``, ``budget``,
     ``random_state``, ``device`` (and any further keyword arguments) and returns
     ``fit_transform(dataset)``.
+
+    Parameters
+    ----------
+    dataset : ImageDataset or array-like
+        The images.
+    augment : str or Augmentation
+        Augmentation preset or object.
+    budget : str or Budget
+        Training budget.
+    random_state : int, optional
+        Seed of the training run.
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    cache : FeatureCache, optional
+        Cache the result (keyed by method, configuration, dataset and seed).
+    progress : bool
+        Show progress bars.
+    **kwargs : dict
+        Further estimator parameters.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, 2) float32 map.
     """
     _check_dataset(dataset)
     config = {"augment": describe_augment(augment), "budget": describe_augment(budget),

@@ -32,6 +32,10 @@ class KNNCallback(Callback):
     def __init__(self, stages: tuple[int, ...] = (2, 3), verbose: bool = False):
         self.stages = stages
         self.verbose = verbose
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop the scores of an earlier fit (``fit`` calls this before training)."""
         self.scores_: list[dict[str, Any]] = []
         self._warned = False
 

@@ -32,13 +32,18 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
 from tsimcne_nb.data.core import synthetic_title
 from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError
 from tsimcne_nb.eval.methods import Method, _registry
+from tsimcne_nb.train.budgets import DEFAULT_BUDGET
+
+if TYPE_CHECKING:  # annotations only: the modules stay light to import
+    import pandas as pd
+    from matplotlib.figure import Figure
 
 __all__ = ['METHODS', 'DEFAULT_METHODS', 'EXPERIMENTS', 'ComparisonResult', 'compare', 'combine_tables']
 
@@ -107,8 +112,12 @@ class ComparisonResult:
         ``cached``.
     embeddings : dict
         ``(method, seed) -> (N, 2) float32`` map (empty for the linear experiment).
-    labels, class_names
-        Of the compared dataset (for figures).
+    labels : numpy.ndarray or None
+        Labels of the compared dataset (for figures).
+    class_names : list of str
+        Its class names.
+    synthetic : bool
+        True when the compared data are synthetic (marked in headers and titles).
     notes : list of str
         What the reader must know (random-init ResNets, fallback splits, ...).
     experiment : str or None
@@ -140,7 +149,7 @@ class ComparisonResult:
     def column_name(self) -> str:
         return synthetic_title(self.dataset_name, self.synthetic)
 
-    def metrics(self) -> Any:
+    def metrics(self) -> pd.DataFrame:
         """All records as a DataFrame (one row per method and seed)."""
         import pandas as pd
 
@@ -149,12 +158,12 @@ class ComparisonResult:
     def _label(self, method: str) -> str:
         return next(r["label"] for r in self.records if r["method"] == method)
 
-    def table(self, metric: str | None = None) -> Any:
+    def table(self, metric: str | None = None) -> pd.DataFrame:
         """The paper's table layout: rows = method, columns = dataset.
 
         Parameters
         ----------
-        metric
+        metric : str, optional
             ``"knn_accuracy"`` (Table 2, in %), ``"silhouette"`` (Table 3),
             ``"linear_accuracy"`` (Table 5, in %), or None for all present, as a
             two-level column index (metric, dataset).
@@ -176,7 +185,7 @@ class ComparisonResult:
         for m in metrics:
             col = []
             for meth in self.methods:
-                vals = [r.get(m) for r in self.records if r["method"] == meth]
+                vals: list[Any] = [r.get(m) for r in self.records if r["method"] == meth]
                 col.append(_fmt(vals, percent=m != "silhouette"))
             data[(_METRIC_LABELS[m], self.column_name)] = col
         df = pd.DataFrame(data, index=pd.Index(rows, name="method"))
@@ -204,7 +213,13 @@ class ComparisonResult:
         return "\n\n".join(parts) + "\n"
 
     def panels(self, seed: int | None = None) -> list[tuple[str, np.ndarray]]:
-        """``(title, embedding)`` per method for ``seed`` (default: the first seed)."""
+        """``(title, embedding)`` per method for ``seed`` (default: the first seed).
+
+        Parameters
+        ----------
+        seed : int, optional
+            Which seed's maps (default: the first).
+        """
         if not self.embeddings:
             return []
         if seed is None:
@@ -228,11 +243,24 @@ class ComparisonResult:
         path: str | os.PathLike | None = None,
         overwrite: bool = False,
         ncols: int | None = None,
-    ) -> Any:
+    ) -> Figure:
         """One panel per method, kNN accuracy and silhouette in each title (Figure 2).
 
         ``other_threshold="auto"`` draws classes with fewer than 1% of the points
         in black as "other", like the paper's Figure 2; None shows every class.
+
+        Parameters
+        ----------
+        seed : int, optional
+            Which seed's maps (default: the first).
+        other_threshold : int, "auto" or None
+            Classes with fewer points are drawn as "other" (see above).
+        path : str or os.PathLike, optional
+            Also save the figure here.
+        overwrite : bool
+            Replace an existing ``path``.
+        ncols : int, optional
+            Panels per row.
         """
         from tsimcne_nb.viz.figures import plot_panels
 
@@ -248,7 +276,8 @@ class ComparisonResult:
         suptitle = self.column_name + (f" — {self.experiment}" if self.experiment else "")
         suptitle = synthetic_title(suptitle, self.synthetic)
         return plot_panels(panels, self.labels, self.class_names, ncols=ncols,
-                           other_threshold=other_threshold, suptitle=suptitle, path=path,
+                           other_threshold=cast("int | None", other_threshold), suptitle=suptitle,
+                           path=path,
                            overwrite=overwrite)
 
 
@@ -261,8 +290,16 @@ def _markdown_table(df: Any) -> str:
     return "\n".join(lines)
 
 
-def combine_tables(results: Sequence[ComparisonResult], metric: str = "knn_accuracy") -> Any:
-    """Several datasets' results side by side: rows = method, one column per dataset."""
+def combine_tables(results: Sequence[ComparisonResult], metric: str = "knn_accuracy") -> pd.DataFrame:
+    """Several datasets' results side by side: rows = method, one column per dataset.
+
+    Parameters
+    ----------
+    results : sequence of ComparisonResult
+        Comparisons of several datasets.
+    metric : str
+        The metric to tabulate (``knn_accuracy``, ``silhouette``, ...).
+    """
     import pandas as pd
 
     if not results:
@@ -354,7 +391,8 @@ def _augment_arg(method: Method, dataset: Any) -> Any:
 
     size = int(dataset.image_shape[0])
     # fill stays None: the trainer sets the dataset's border colour itself
-    return make_augmentation(method.augment, size, **method.overrides)
+    # a method with overrides names its preset (Method.augment is None only without augmentation)
+    return make_augmentation(cast(str, method.augment), size, **method.overrides)
 
 
 def _features_for(method: Method, dataset: Any, seed: int, budget: Any, device: str,
@@ -362,7 +400,8 @@ def _features_for(method: Method, dataset: Any, seed: int, budget: Any, device: 
     from tsimcne_nb.eval import baselines
 
     if method.kind == "tsne-resnet":
-        return baselines.imagenet_features(dataset, arch=method.arch, weights=weights[method.arch],
+        arch = cast(str, method.arch)  # every tsne-resnet method names its architecture
+        return baselines.imagenet_features(dataset, arch=arch, weights=weights[arch],
                                            device=device, random_state=seed, cache=cache)
     fn = baselines.simclr_features if method.kind == "tsne-simclr" else baselines.byol_features
     return fn(dataset, augment=_augment_arg(method, dataset), budget=budget, random_state=seed,
@@ -396,7 +435,8 @@ def _label(method: Method, weights: dict[str, Any]) -> str:
     if method.kind == "tsne-resnet":
         from tsimcne_nb.eval.weights import resnet_label
 
-        return f"t-SNE {resnet_label(method.arch, weights.get(method.arch))}"
+        arch = cast(str, method.arch)
+        return f"t-SNE {resnet_label(arch, weights.get(arch))}"
     return method.label
 
 
@@ -428,7 +468,7 @@ def compare(
     dataset: Any,
     methods: Sequence[str] | str | None = None,
     seeds: Sequence[int] | int = (0,),
-    budget: Any = "quick",
+    budget: Any = DEFAULT_BUDGET,
     device: str = "auto",
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
@@ -442,36 +482,36 @@ def compare(
 
     Parameters
     ----------
-    dataset
+    dataset : ImageDataset or array-like
         A labelled :class:`~tsimcne_nb.data.core.ImageDataset`.
-    methods
+    methods : Sequence[str] or str, optional
         Names from :data:`METHODS` (list or comma-separated string).  Default: the
         experiment's methods, or :data:`DEFAULT_METHODS` (the paper's Table 2 rows).
-    seeds
+    seeds : Sequence[int] or int
         One run per method and seed; tables show mean ± sd over seeds.
-    budget
+    budget : str or Budget
         Training budget of the self-supervised methods (``"quick"`` or ``"paper"``).
-    device
+    device : str
         ``"auto"``, ``"cpu"``, ``"cuda"``, ...
-    cache_dir
+    cache_dir : str or os.PathLike, optional
         Folder of the feature/embedding cache; None computes everything afresh.
-    progress
+    progress : bool
         Print one line per run (and let trainers show progress bars).
-    resnet_weights
+    resnet_weights : str, path or None
         ``"auto"`` (ImageNet weights if in the local torch hub cache, otherwise a
         random-init ResNet labelled "NOT ImageNet"), ``"imagenet"`` (error if
         missing), a state-dict path, or None (random init).  A file is checked
         (architecture, expected keys) before it is used; a path is labelled
         "ImageNet" only when it is torchvision's published file (same hash).
-    experiment
+    experiment : str, optional
         None or a name in :data:`EXPERIMENTS`: ``"ablation"``, ``"linear"``,
         ``"cifar-control"``.
-    random_state
+    random_state : int
         Seed of the evaluation splits (kNN 9:1 split; the fallback 80/20 split of
         the linear experiment), independent of the method seeds.
-    n_jobs
+    n_jobs : int or str
         openTSNE threads.
-    download_weights
+    download_weights : bool
         Fetch missing ImageNet weights through torchvision's weights API into the
         torch hub cache (hash-checked) instead of falling back to random init.
 
@@ -524,7 +564,7 @@ def compare(
             if experiment == "linear":
                 feats = _features_for(method, dataset, seed, budget, device, cache, progress,
                                       weights)
-                tr, te = split
+                tr, te = cast("tuple[np.ndarray, np.ndarray]", split)  # made for 'linear'
                 rec["linear_accuracy"] = linear_probe(feats[tr], dataset.labels[tr], feats[te],
                                                       dataset.labels[te])
             else:

@@ -26,7 +26,13 @@ def _version() -> str:
 
 
 def describe_augment(augment: Any) -> Any:
-    """A JSON-able description of an augmentation argument (for cache keys and manifests)."""
+    """A JSON-able description of an augmentation argument (for cache keys and manifests).
+
+    Parameters
+    ----------
+    augment : str, Augmentation or Budget
+        What to describe for a cache key.
+    """
     if augment is None or isinstance(augment, (str, int, float, bool)):
         return augment
     if isinstance(augment, dict):
@@ -41,7 +47,19 @@ def describe_augment(augment: Any) -> Any:
 
 
 def cache_key(method: str, config: dict[str, Any], dataset: Any, seed: int | None) -> str:
-    """Hex key of (method, config, dataset fingerprint, seed, package version)."""
+    """Hex key of (method, config, dataset fingerprint, seed, package version).
+
+    Parameters
+    ----------
+    method : str
+        Method name.
+    config : dict
+        Everything that changes the result.
+    dataset : ImageDataset
+        The data (its fingerprint is used).
+    seed : int, optional
+        The seed.
+    """
     fp = dataset.fingerprint() if hasattr(dataset, "fingerprint") else str(dataset)
     payload = json.dumps(
         {"method": method, "config": describe_augment(config), "dataset": fp, "seed": seed,
@@ -56,7 +74,7 @@ class FeatureCache:
 
     Parameters
     ----------
-    cache_dir
+    cache_dir : str or os.PathLike, optional
         Folder to keep the arrays in (created on first write).  ``None`` disables
         caching: everything is computed, nothing stored.
 
@@ -114,7 +132,21 @@ class FeatureCache:
         seed: int | None,
         compute: Callable[[], np.ndarray],
     ) -> np.ndarray:
-        """The cached array for this key, or ``compute()`` (stored for next time)."""
+        """The cached array for this key, or ``compute()`` (stored for next time).
+
+        Parameters
+        ----------
+        method : str
+            Method name.
+        config : dict
+            Everything that changes the result.
+        dataset : ImageDataset
+            The data (its fingerprint is used).
+        seed : int, optional
+            The seed.
+        compute : callable
+            ``compute()`` -> array, called on a miss.
+        """
         key = cache_key(method, config, dataset, seed)
         arr = self.load(key)
         if arr is not None:

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tsimcne_nb.errors import ConfigError, DataError
 from tsimcne_nb.validation import check_embedding, check_labels_for_scoring, check_seed
+
+if TYPE_CHECKING:  # annotations only: the modules stay light to import
+    import pandas as pd
 
 __all__ = [
     "knn_accuracy",
@@ -100,15 +103,15 @@ def knn_accuracy(
 
     Parameters
     ----------
-    embedding
+    embedding : array-like
         Array of shape (N, d); a map is (N, 2).
-    labels
+    labels : array-like
         Class of each point, shape (N,).
-    k
+    k : int
         Number of neighbours (the paper: 15).
-    test_size
+    test_size : float
         Fraction of points held out (the paper: 0.1, i.e. a 9:1 split).
-    random_state
+    random_state : int, optional
         Seed of the stratified split (the medical code used 0).
 
     Returns
@@ -155,17 +158,17 @@ def silhouette(
 
     Parameters
     ----------
-    embedding
+    embedding : array-like
         Array of shape (N, d).
-    labels
+    labels : array-like
         Class of each point, shape (N,); at least two classes.
-    max_exact
+    max_exact : int
         Largest N scored exactly.
-    sample_size
+    sample_size : int
         Points per sample above ``max_exact``.
-    n_repeats
+    n_repeats : int
         Number of independent samples averaged.
-    random_state
+    random_state : int, optional
         Seed of the samples (the result is reproducible).
 
     Returns
@@ -194,6 +197,15 @@ def silhouette(
 
 def evaluate(embedding: Any, labels: Any, random_state: int | None = 0) -> dict[str, float]:
     """Both of the paper's 2-D metrics.
+
+    Parameters
+    ----------
+    embedding : array-like
+        Array of shape (N, d); a map is (N, 2).
+    labels : array-like
+        Class of each point, shape (N,); at least two classes.
+    random_state : int, optional
+        Seed of the kNN split and of the silhouette subsample.
 
     Returns
     -------
@@ -239,14 +251,14 @@ def linear_probe(
 
     Parameters
     ----------
-    train_features, test_features
+    train_features, test_features : array-like
         Arrays of shape (N_train, d) and (N_test, d).
-    train_labels, test_labels
+    train_labels, test_labels : array-like
         Their classes.
-    max_iter
+    max_iter : int
         Iteration cap of saga; a ConvergenceWarning is raised by scikit-learn if it
         is reached (the accuracy is still returned).
-    random_state
+    random_state : int, optional
         Seed of saga's sample order.
 
     Returns
@@ -295,8 +307,23 @@ def per_class_report(
     k: int = 15,
     random_state: int | None = 0,
     test_size: float = 0.1,
-) -> Any:
+) -> pd.DataFrame:
     """Per-class kNN accuracy on the same split as :func:`knn_accuracy`.
+
+    Parameters
+    ----------
+    embedding : array-like
+        Array of shape (N, d).
+    labels : array-like
+        Class of each point, shape (N,).
+    class_names : sequence of str, optional
+        Name of each class (default: the label values).
+    k : int
+        Number of neighbours.
+    random_state : int, optional
+        Seed of the stratified split (as :func:`knn_accuracy`).
+    test_size : float
+        Fraction of points held out.
 
     Returns
     -------
@@ -343,8 +370,25 @@ def confusion_table(
     random_state: int | None = 0,
     test_size: float = 0.1,
     normalize: bool = False,
-) -> Any:
+) -> pd.DataFrame:
     """Confusion matrix of the kNN classifier of :func:`knn_accuracy`.
+
+    Parameters
+    ----------
+    embedding : array-like
+        Array of shape (N, d).
+    labels : array-like
+        Class of each point, shape (N,).
+    class_names : sequence of str, optional
+        Name of each class (default: the label values).
+    k : int
+        Number of neighbours.
+    random_state : int, optional
+        Seed of the stratified split.
+    test_size : float
+        Fraction of points held out.
+    normalize : bool
+        Row fractions instead of counts.
 
     Returns
     -------

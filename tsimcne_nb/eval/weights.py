@@ -38,7 +38,7 @@ def imagenet_weights_file(arch: str = "resnet18") -> Path:
 
     Parameters
     ----------
-    arch
+    arch : str
         ``"resnet18"`` or ``"resnet152"``.
 
     Returns
@@ -60,7 +60,7 @@ def published_hash_prefix(arch: str = "resnet18") -> str:
 
     Parameters
     ----------
-    arch
+    arch : str
         ``"resnet18"`` or ``"resnet152"``.
 
     Returns
@@ -95,9 +95,9 @@ def is_published_imagenet_file(arch: str, path: str | os.PathLike) -> bool:
 
     Parameters
     ----------
-    arch
+    arch : str
         ``"resnet18"`` or ``"resnet152"``.
-    path
+    path : str or os.PathLike
         A weights file.
 
     Returns
@@ -123,9 +123,9 @@ def download_imagenet_weights(arch: str = "resnet18", progress: bool = True) -> 
 
     Parameters
     ----------
-    arch
+    arch : str
         ``"resnet18"`` or ``"resnet152"``.
-    progress
+    progress : bool
         Show torch.hub's progress bar.
 
     Returns
@@ -199,9 +199,9 @@ def check_weights_file(path: str | os.PathLike, arch: str = "resnet18") -> dict[
 
     Parameters
     ----------
-    path
+    path : str or os.PathLike
         The file (``torch.save`` of a state dict).
-    arch
+    arch : str
         ``"resnet18"`` or ``"resnet152"``.
 
     Returns
@@ -267,9 +267,9 @@ def resnet_label(arch: str = "resnet18", weights: Any = "imagenet") -> str:
 
     Parameters
     ----------
-    arch
+    arch : str
         ``"resnet18"`` or ``"resnet152"``.
-    weights
+    weights : str, path or None
         ``"imagenet"``, ``None`` (random initialisation) or a file path; a file that is
         byte for byte torchvision's published ImageNet weights is labelled ImageNet.
 

@@ -67,6 +67,13 @@ def gather_sizes(n: int, device: torch.device | str = "cpu") -> tuple[int, ...]:
     """Every rank's value of ``n`` (e.g. its batch size), in rank order; ``(n,)`` if not distributed.
 
     ``device`` must be one the backend can communicate on (a CUDA device for nccl).
+
+    Parameters
+    ----------
+    n : int
+        This rank's batch size.
+    device : torch.device or str
+        Device of the collective.
     """
     if not is_distributed():
         return (int(n),)
@@ -121,7 +128,13 @@ def gather_with_grad(
 
 
 def all_reduce_mean(x: torch.Tensor | float) -> torch.Tensor:
-    """Mean of a (detached) value over ranks, for logging; the value itself when not distributed."""
+    """Mean of a (detached) value over ranks, for logging; the value itself when not distributed.
+
+    Parameters
+    ----------
+    x : torch.Tensor or float
+        This rank's value.
+    """
     t = torch.as_tensor(x).detach().clone()
     if not is_distributed():
         return t
@@ -177,6 +190,13 @@ def convert_sync_batchnorm(model: torch.nn.Module, device: torch.device | str) -
     On CUDA this is ``torch.nn.SyncBatchNorm.convert_sync_batchnorm``; on the CPU (where
     SyncBatchNorm refuses to run) batch-norm layers are replaced by an exact gather-based
     equivalent.  Parameters and buffers are carried over.  Call before :func:`wrap_ddp`.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        The network.
+    device : torch.device or str
+        The training device.
     """
     device = torch.device(device)
     if device.type != "cpu":

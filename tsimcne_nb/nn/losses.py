@@ -200,6 +200,17 @@ def byol_loss(
     loss, so under DDP no gathering is needed: equal per-rank batches and DDP's gradient
     averaging already give the global mean.
 
+    Parameters
+    ----------
+    p1 : torch.Tensor
+        Online predictions of view 1.
+    p2 : torch.Tensor
+        Online predictions of view 2.
+    t1 : torch.Tensor
+        Target projections of view 1.
+    t2 : torch.Tensor
+        Target projections of view 2.
+
     Returns
     -------
     Tensor

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import re
+from typing import cast
 
 import torch
 from torch import nn
@@ -212,7 +213,7 @@ def _adopt_module(module: nn.Module, in_channels: int) -> nn.Module:
             f"the backbone module must return a tensor; it returned {type(y).__name__}."
         )
     if y.dim() == 2:
-        module.out_features = int(y.shape[1])
+        setattr(module, "out_features", int(y.shape[1]))  # noqa: B010 (nn.Module __setattr__)
         return module
     if y.dim() == 4:
         return _PooledBackbone(module, int(y.shape[1]))
@@ -248,12 +249,12 @@ class ProjectionHead(nn.Module):
     @property
     def out_dim(self) -> int:
         """Current output dimension."""
-        return self.layers[-1].out_features
+        return self.output_layer.out_features
 
     @property
     def output_layer(self) -> nn.Linear:
         """The last Linear layer."""
-        return self.layers[-1]
+        return cast(nn.Linear, self.layers[-1])
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.layers(h)
@@ -286,7 +287,7 @@ class ProjectionHead(nn.Module):
         out_dim = check_int("out_dim", out_dim)
         if not (isinstance(std, (int, float)) and std > 0):
             raise ConfigError(f"std must be a positive number; got {std!r}.")
-        old = self.layers[-1]
+        old = self.output_layer
         new = nn.Linear(self.hidden, out_dim)
         with torch.no_grad():
             new.weight.copy_(torch.randn(new.weight.shape, generator=generator) * float(std))
@@ -302,6 +303,13 @@ class ContrastiveNet(nn.Module):
 
     Both views of a batch should be passed as one 2B batch so batch-norm statistics are
     shared, as in the reference code.
+
+    Parameters
+    ----------
+    backbone : torch.nn.Module
+        The backbone (with ``out_features``).
+    head : ProjectionHead
+        The projection head.
     """
 
     def __init__(self, backbone: nn.Module, head: nn.Module):
@@ -310,15 +318,33 @@ class ContrastiveNet(nn.Module):
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``z`` for images ``x`` (B, C, H, W)."""
+        """``z`` for images ``x`` (B, C, H, W).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            A batch of images ``(B, 3, H, W)``.
+        """
         return self.head(self.backbone(x))
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Backbone features ``h`` (B, F) — the representation used for t-SNE/linear probes."""
+        """Backbone features ``h`` (B, F) — the representation used for t-SNE/linear probes.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            A batch of images ``(B, 3, H, W)``.
+        """
         return self.backbone(x)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Output ``z`` (B, out_dim); the same as calling the module."""
+        """Output ``z`` (B, out_dim); the same as calling the module.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            A batch of images ``(B, 3, H, W)``.
+        """
         return self.forward(x)
 
     @property
@@ -340,7 +366,17 @@ class ContrastiveNet(nn.Module):
     def replace_output(
         self, out_dim: int, *, std: float = 1.0, generator: torch.Generator | None = None
     ) -> nn.Linear:
-        """See :meth:`ProjectionHead.replace_output`."""
+        """See :meth:`ProjectionHead.replace_output`.
+
+        Parameters
+        ----------
+        out_dim : int
+            New output dimension.
+        std : float
+            Standard deviation of the new weights.
+        generator : torch.Generator, optional
+            Source of the new weights.
+        """
         if not isinstance(self.head, ProjectionHead):
             raise ConfigError("replace_output needs the head to be a ProjectionHead.")
         return self.head.replace_output(out_dim, std=std, generator=generator)
@@ -367,7 +403,17 @@ class ContrastiveNet(nn.Module):
 
 
 class MLP(nn.Module):
-    """BYOL's projector/predictor: Linear -> BatchNorm1d -> ReLU -> Linear."""
+    """BYOL's projector/predictor: Linear -> BatchNorm1d -> ReLU -> Linear.
+
+    Parameters
+    ----------
+    in_features : int
+        Input width.
+    hidden : int
+        Hidden width.
+    out_dim : int
+        Output width.
+    """
 
     def __init__(self, in_features: int, hidden: int = 4096, out_dim: int = 256):
         super().__init__()
@@ -413,7 +459,7 @@ class BYOLNet(nn.Module):
         feats = getattr(backbone, "out_features", None)
         if not isinstance(feats, int):
             backbone = make_backbone(backbone)
-            feats = backbone.out_features
+            feats = cast(int, backbone.out_features)
         self.backbone = backbone
         self.projector = MLP(feats, hidden, out_dim)
         self.predictor = MLP(out_dim, hidden, out_dim)
@@ -421,7 +467,13 @@ class BYOLNet(nn.Module):
         self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Online backbone features ``h`` (B, F)."""
+        """Online backbone features ``h`` (B, F).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            A batch of images.
+        """
         return self.backbone(x)
 
     def forward(
@@ -430,6 +482,13 @@ class BYOLNet(nn.Module):
         """``(p1, p2, t1, t2)`` for two view batches; feed them to :func:`~tsimcne_nb.nn.losses.byol_loss`.
 
         Both views go through each network as one 2B batch.
+
+        Parameters
+        ----------
+        x1 : torch.Tensor
+            View 1 ``(B, 3, H, W)``.
+        x2 : torch.Tensor
+            View 2.
         """
         if x1.shape != x2.shape:
             raise DataError(
@@ -448,6 +507,11 @@ class BYOLNet(nn.Module):
 
         BYOL raises the momentum from 0.996 to 1 with a cosine schedule; the caller
         passes the current value.
+
+        Parameters
+        ----------
+        momentum : float
+            EMA momentum of the target.
         """
         if not (isinstance(momentum, (int, float)) and 0.0 <= momentum <= 1.0):
             raise ConfigError(f"momentum must be in [0, 1]; got {momentum!r}.")

@@ -20,6 +20,7 @@ from tsimcne_nb.eval.compare import (
     _resolve_seeds,
     compare,
 )
+from tsimcne_nb.train.budgets import DEFAULT_BUDGET
 
 __all__ = ['compare_to_directory']
 
@@ -35,7 +36,7 @@ def compare_to_directory(
     seeds: Sequence[int] | int = (0,),
     experiment: str | None = None,
     cache_dir: str | os.PathLike | None = None,
-    budget: Any = "quick",
+    budget: Any = DEFAULT_BUDGET,
     device: str = "auto",
     random_state: int = 0,
     num_threads: int | str = "auto",
@@ -52,6 +53,38 @@ def compare_to_directory(
     and ``metrics/<method>.json``.  Existing files are never replaced unless
     ``overwrite=True`` (checked before any work is done).  ``cache_dir``
     defaults to ``out_dir/cache``.
+
+    Parameters
+    ----------
+    dataset : ImageDataset or array-like
+        A labelled dataset.
+    out_dir : str or os.PathLike
+        The result folder.
+    methods : Sequence[str] or str, optional
+        As :func:`~tsimcne_nb.eval.compare.compare`.
+    seeds : Sequence[int] or int
+        One run per method and seed.
+    experiment : str, optional
+        A name in :data:`~tsimcne_nb.eval.compare.EXPERIMENTS`.
+    cache_dir : str or os.PathLike, optional
+        Feature/embedding cache (default ``out_dir/cache``).
+    budget : str or Budget
+        Training budget of the self-supervised methods
+        (default :data:`~tsimcne_nb.train.budgets.DEFAULT_BUDGET`).
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    random_state : int
+        Seed of the evaluation splits.
+    num_threads : int or "auto"
+        Threads of torch and openTSNE (the thread policy: :func:`tsimcne_nb._threads.choose_num_threads`).
+    overwrite : bool
+        Replace existing result files.
+    progress : bool
+        Print one line per run.
+    resnet_weights : str, path or None
+        As :func:`~tsimcne_nb.eval.compare.compare`.
+    download_weights : bool
+        Fetch missing ImageNet weights (hash-checked).
 
     Returns
     -------

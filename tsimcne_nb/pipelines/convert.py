@@ -24,6 +24,15 @@ def convert_legacy_file(old: str | os.PathLike, new: str | os.PathLike, overwrit
     whose source you trust (``tsimcne-nb convert OLD NEW --trust``).  ``new`` is written
     in the data-only format (:mod:`tsimcne_nb.modelfile`), atomically.
 
+    Parameters
+    ----------
+    old : str or os.PathLike
+        The pickled model file of version 0.1.0 (trusted: it is unpickled).
+    new : str or os.PathLike
+        The new data-only file.
+    overwrite : bool
+        Replace an existing file.
+
     Returns
     -------
     str

@@ -17,6 +17,7 @@ from tsimcne_nb.data.core import ImageDataset, as_dataset
 from tsimcne_nb.errors import TSimCNEError
 from tsimcne_nb.estimators import TSimCNE
 from tsimcne_nb.train import distributed as dist_utils
+from tsimcne_nb.train.budgets import DEFAULT_BUDGET
 from tsimcne_nb.train.checkpoints import list_checkpoints
 
 __all__ = ['fit_to_directory']
@@ -30,7 +31,7 @@ def fit_to_directory(
     out_dir: str | os.PathLike,
     *,
     augment: str = "randrot",
-    budget: str = "quick",
+    budget: str = DEFAULT_BUDGET,
     total_epochs: Sequence[int] | None = None,
     backbone: str | None = None,
     batch_size: int | None = None,
@@ -46,15 +47,61 @@ def fit_to_directory(
 ) -> str:
     """Train t-SimCNE on ``dataset`` and write everything a user needs into ``out_dir``.
 
-    ``**params`` are further :class:`TSimCNE` parameters (e.g. ``stage3_lr_factor``,
-    ``warmup_epochs``, ``learning_rate``, ``callbacks``).
-
     Writes ``model.pt`` (:meth:`TSimCNE.save`: data only, cannot run code when opened;
     see :mod:`tsimcne_nb.modelfile`), ``embedding.parquet`` (columns x, y,
     label, label_name, index, split), ``metrics.json`` (kNN accuracy, silhouette,
     training time), ``manifest.json`` and ``map.png``; checkpoints go to
     ``out_dir/checkpoints`` when ``checkpoint_every`` is set.  Under torchrun only
     rank 0 writes.
+
+    Parameters
+    ----------
+    dataset : ImageDataset or array-like
+        The images (and labels, for the metrics) to train on.
+    out_dir : str or os.PathLike
+        The result folder (created; see below for what it holds).
+    augment : {"randrot", "rot90", "default"} or Augmentation
+        Augmentation preset (paper, Section 4) or a custom
+        :class:`~tsimcne_nb.nn.augmentations.Augmentation`.  ``"randrot"`` fills rotated
+        corners with the dataset's border colour.
+    budget : {"paper", "quick"} or Budget
+        Defaults for the knobs left at None (:mod:`tsimcne_nb.train.budgets`).  ``"paper"`` is
+        the published recipe: epochs (1000, 50, 450), batch 1024, stage-3 lr / 1000,
+        10 warm-up epochs, ResNet18 with a small stem for <= 32 px images and the
+        torchvision ResNet18 for larger ones (as the paper did for 96 px PCam).
+        ``"quick"`` is a CPU-sized schedule: epochs (45, 4, 30), batch 256, a 16-wide
+        ResNet18 (``"resnet18_narrow"``), stage-3 lr * 0.3, 2 warm-up epochs.  It trades
+        map quality for ~300x less compute; see :data:`tsimcne_nb.train.budgets.QUICK` and
+        ``docs/quick-budget.md``.  Default: :data:`tsimcne_nb.train.budgets.DEFAULT_BUDGET`
+        (``"quick"``), the command line's default too.
+    total_epochs : tuple of 3 int, optional
+        Epochs of stages 1, 2 and 3.  A stage with 0 epochs is skipped (stage 2's new
+        output layer is still made), but stages 2 and 3 cannot both be 0.
+    backbone : str or nn.Module, optional
+        ``"resnet18_small"``, ``"resnet18"``, ``"resnet18_narrow"``, ``"resnet18_w<N>"``
+        (see :func:`tsimcne_nb.nn.models.make_backbone`) or a module.
+    batch_size : int, optional
+        Images per step over all processes (each image gives two views).  Lowered,
+        with a warning, to the number of images if larger.
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        ``"auto"``: bf16 autocast on CUDA and CPU, fp32 on MPS.  Losses are always fp32.
+    device : str
+        ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
+    num_threads : int or "auto"
+        CPU threads for torch (:func:`tsimcne_nb.train.device.configure_threads`).
+    random_state : int, numpy.random.Generator, numpy.random.RandomState or None
+        Seed of the run (default 0, so that a command-line run is reproducible).
+    checkpoint_every : int, optional
+        Write a checkpoint to ``out_dir/checkpoints`` every this many epochs.
+    resume : bool
+        Continue from the newest checkpoint in ``out_dir/checkpoints`` (see below).
+    overwrite : bool
+        Replace existing result files.
+    progress : bool
+        Show progress bars.
+    **params : dict
+        Further :class:`TSimCNE` parameters (e.g. ``stage3_lr_factor``, ``warmup_epochs``,
+        ``learning_rate``, ``callbacks``).
 
     Returns
     -------
@@ -101,6 +148,9 @@ def fit_to_directory(
         num_threads=num_threads, progress=progress, checkpoint_dir=ckpt_dir,
         checkpoint_every=checkpoint_every, resume=resume, **params,
     )
+    # under torchrun the process group must outlive fit (which leaves the process as it found
+    # it): only rank 0 writes the folder below
+    dist_utils.init_from_env()
     est.fit(dataset)
     if not dist_utils.is_main_process():
         return f"rank {dist_utils.get_rank()}: done"

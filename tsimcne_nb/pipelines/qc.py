@@ -20,6 +20,7 @@ from tsimcne_nb.errors import ConfigError
 from tsimcne_nb.qc.perturb import _inject, injected_mask, parse_inject
 from tsimcne_nb.qc.report import QCReport, _write_csv, qc_report
 from tsimcne_nb.qc.scoring import recovery_scores
+from tsimcne_nb.train.budgets import DEFAULT_BUDGET
 
 __all__ = ['MAP_METHODS', 'qc_to_directory']
 
@@ -104,7 +105,7 @@ def qc_to_directory(
     inject: str | Mapping[str, int] | None = None,
     augment: str = "randrot",
     map_method: str | Sequence[str] = "tsimcne",
-    budget: str = "quick",
+    budget: str = DEFAULT_BUDGET,
     device: str = "auto",
     random_state: int | None = 0,
     num_threads: int | str | None = "auto",
@@ -134,6 +135,36 @@ def qc_to_directory(
     ``map_method`` may name several maps (``'tsimcne,tsne-pixels'``): each then gets
     these files in its own subfolder ``out_dir/<map>/``, ``out_dir/recovery.json``
     holds all recovery figures, and the returned text prints them side by side.
+
+    Parameters
+    ----------
+    dataset : ImageDataset or array-like
+        The images to check.
+    out_dir : str or os.PathLike
+        The result folder.
+    inject : str or Mapping[str, int], optional
+        Problems to plant, e.g. ``"duplicates:100,artefacts:50"`` (see
+        :func:`~tsimcne_nb.qc.perturb.parse_inject`); None checks the dataset as it is.
+    augment : str
+        Augmentation preset of the t-SimCNE map.
+    map_method : str or Sequence[str]
+        ``"tsimcne"``, ``"tsne-pixels"`` (:func:`tsimcne_nb.eval.baselines.tsne_pixels`), or
+        both (comma-separated).
+    budget : str
+        Training budget of the t-SimCNE map (default
+        :data:`~tsimcne_nb.train.budgets.DEFAULT_BUDGET`).
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ...
+    random_state : int, optional
+        Seed of the injections, the map and the detectors.
+    num_threads : int or "auto", optional
+        Threads of torch and openTSNE (:func:`tsimcne_nb._threads.choose_num_threads`).
+    overwrite : bool
+        Replace existing result files.
+    progress : bool
+        Show progress bars.
+    model : TSimCNE or str or os.PathLike, optional
+        A fitted model (or its file) to take the map and features from (see above).
 
     Returns
     -------

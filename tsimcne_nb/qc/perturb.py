@@ -78,15 +78,15 @@ def inject_duplicates(
 
     Parameters
     ----------
-    dataset
+    dataset : ImageDataset
         The dataset to copy; it is not modified.
-    k
+    k : int
         Number of copies to append.
-    source_index
+    source_index : int, optional
         Position of the image to duplicate; a random image when None.
-    crop_scale, noise_std, jitter
+    crop_scale, noise_std, jitter : tuple[float, float]
         Strength of the perturbations (see above).
-    random_state
+    random_state : int, optional
         Seed: the same seed gives the same copies.
 
     Returns
@@ -223,15 +223,15 @@ def inject_artefacts(
 
     Parameters
     ----------
-    dataset
+    dataset : ImageDataset
         The dataset to copy; it is not modified.
-    m
+    m : int
         Number of images to paint.
-    random_state
+    random_state : int, optional
         Seed: the same seed gives the same images and masks.
-    shape, coverage
+    shape, coverage : str
         See above.
-    mode
+    mode : str
         ``'replace'`` (default, as in the paper): the chosen images are replaced by
         their painted versions, the dataset keeps its size.  ``'append'``: painted
         copies are appended and the originals stay.
@@ -303,7 +303,15 @@ def inject_artefacts(
 
 
 def injected_mask(dataset: ImageDataset, kind: str | None = None) -> np.ndarray:
-    """Boolean mask of injected images (``kind`` 'duplicate'/'artefact', or any when None)."""
+    """Boolean mask of injected images (``kind`` 'duplicate'/'artefact', or any when None).
+
+    Parameters
+    ----------
+    dataset : ImageDataset
+        A dataset made by :func:`inject_duplicates` or :func:`inject_artefacts`.
+    kind : str, optional
+        ``"duplicate"`` or ``"artefact"``; None for both.
+    """
     if "qc_injected" not in dataset.metadata:
         return np.zeros(len(dataset), dtype=bool)
     col = dataset.metadata["qc_injected"].astype(str).to_numpy()
@@ -315,12 +323,17 @@ def parse_inject(inject: str | Mapping[str, int] | None) -> dict[str, int]:
 
     Raises :class:`ConfigError` on unknown kinds, repeated kinds and counts that are
     not positive integers.
+
+    Parameters
+    ----------
+    inject : str or Mapping[str, int] or None
+        ``"duplicates:100,artefacts:50"`` or a dict.
     """
     syntax = "use 'duplicates:N', 'artefacts:M' or both, comma-separated, e.g. 'duplicates:100,artefacts:50'"
     if inject is None:
         return {}
     if isinstance(inject, Mapping):
-        items = [(str(k), v) for k, v in inject.items()]
+        items: list[tuple[str, object]] = [(str(k), v) for k, v in inject.items()]
     elif isinstance(inject, str):
         items = []
         for part in inject.split(","):
@@ -332,18 +345,18 @@ def parse_inject(inject: str | Mapping[str, int] | None) -> dict[str, int]:
     else:
         raise ConfigError(f"inject must be a string, a dict or None; got {type(inject).__name__}; {syntax}.")
     out: dict[str, int] = {}
-    for kind, count in items:
+    for kind, raw in items:
         if kind not in INJECT_KINDS:
             raise ConfigError(f"unknown injection kind {kind!r}; {syntax}.")
         if kind in out:
             raise ConfigError(f"injection kind {kind!r} is given twice; {syntax}.")
         value: int | None = None
-        if isinstance(count, str) and count.strip().isdigit():
-            value = int(count)
-        elif isinstance(count, (int, np.integer)) and not isinstance(count, bool):
-            value = int(count)
+        if isinstance(raw, str) and raw.strip().isdigit():
+            value = int(raw)
+        elif isinstance(raw, (int, np.integer)) and not isinstance(raw, bool):
+            value = int(raw)
         if value is None or value < 1:
-            raise ConfigError(f"count for {kind!r} must be a positive integer; got {count!r}; {syntax}.")
+            raise ConfigError(f"count for {kind!r} must be a positive integer; got {raw!r}; {syntax}.")
         out[kind] = value
     if not out:
         raise ConfigError(f"inject={inject!r} names no injection; {syntax}.")

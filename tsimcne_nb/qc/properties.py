@@ -21,6 +21,13 @@ def image_properties(dataset: ImageDataset, black_level: int = 25) -> pd.DataFra
     datasets are never loaded whole.  Saturation is deliberately absent: grayscale is
     no defect in microscopy.
 
+    Parameters
+    ----------
+    dataset : ImageDataset or array-like
+        The images.
+    black_level : int
+        Pixel value below which a pixel counts as black.
+
     Returns
     -------
     pandas.DataFrame
@@ -87,6 +94,13 @@ def robust_z(values: pd.DataFrame | np.ndarray, resolution: Mapping[str, float] 
     deviation times 1.2533 is used (the usual "modified z-score" fallback).  A
     constant column gives z = 0.  ``resolution`` defaults to
     :data:`PROPERTY_RESOLUTION` (the columns of :func:`image_properties`).
+
+    Parameters
+    ----------
+    values : pandas.DataFrame or numpy.ndarray
+        One column per property.
+    resolution : Mapping[str, float], optional
+        Smallest meaningful spread per column (default :data:`PROPERTY_RESOLUTION`).
     """
     df = pd.DataFrame(values).astype(np.float64)
     res = PROPERTY_RESOLUTION if resolution is None else resolution

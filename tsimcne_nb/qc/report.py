@@ -27,7 +27,7 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -51,12 +51,15 @@ from tsimcne_nb.qc.properties import image_properties
 from tsimcne_nb.validation import check_embedding, check_features
 from tsimcne_nb.viz.palette import category_colors
 
+if TYPE_CHECKING:  # annotations only: the modules stay light to import
+    from matplotlib.figure import Figure
+
 __all__ = ['QCReport', 'qc_report']
 
 
 def _merge_groups(frames: Mapping[str, pd.DataFrame], max_overlap: float) -> pd.DataFrame:
     """One table of all detectors' groups, overlapping groups merged, ranked by evidence."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for kind, df in frames.items():
         for _, r in df.iterrows():
             detail = {k: r[k] for k in df.columns if k not in ("group", "size", "members", "score")}
@@ -95,6 +98,23 @@ def _examples(members: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarr
 class QCReport:
     """Suspicious groups of a dataset, ranked, with tags a user can edit.
 
+    Made by :func:`qc_report`; the parameters are its results.
+
+    Parameters
+    ----------
+    dataset : ImageDataset
+        The dataset checked.
+    embedding : numpy.ndarray or None
+        Its 2-D map, (N, 2), or None when the report was made from features only.
+    groups : pandas.DataFrame
+        The ranked groups (see ``groups`` below).
+    properties : pandas.DataFrame
+        Per-image properties (see ``properties`` below).
+    tags : pandas.DataFrame, optional
+        Initial tags (default: every image untagged).
+    config : dict
+        The settings of :func:`qc_report` (kept in exports).
+
     Attributes
     ----------
     groups
@@ -132,14 +152,32 @@ class QCReport:
         return f"QCReport({self.dataset!r}, groups={len(self.groups)} {kinds}, excluded={len(self.exclusion_list())})"
 
     # -------------------------------------------------------------- tags
-    def tag(self, indices: Iterable[int] | np.ndarray, tag: str, reason: str = "by hand") -> QCReport:
-        """Set ``tag`` ('duplicate', 'artefact' or 'keep') on images at ``indices``."""
-        if tag not in TAGS:
-            raise ConfigError(f"unknown tag {tag!r}; use one of {', '.join(TAGS)}.")
+    def tag(self, indices: Iterable[int] | np.ndarray, name: str, reason: str = "by hand") -> QCReport:
+        """Tag the images at ``indices`` with ``name``.
+
+        The signature is the explorer's, ``tag(indices, name)``, so a selection moves between
+        the two unchanged.
+
+        Parameters
+        ----------
+        indices : iterable of int
+            Image indices (positions in the dataset).
+        name : {"duplicate", "artefact", "keep"}
+            The tag.
+        reason : str
+            Why (kept in ``tags["reason"]``; tags set here count as a person's decision).
+
+        Returns
+        -------
+        QCReport
+            ``self``.
+        """
+        if name not in TAGS:
+            raise ConfigError(f"unknown tag {name!r}; use one of {', '.join(TAGS)}.")
         idx = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices, dtype=np.int64)
         if idx.size and (idx.min() < 0 or idx.max() >= len(self.tags)):
             raise DataError(f"image indices must lie in [0, {len(self.tags)}); got {idx.min()}..{idx.max()}.")
-        self.tags.loc[idx, "tag"] = tag
+        self.tags.loc[idx, "tag"] = name
         self.tags.loc[idx, "reason"] = reason
         return self
 
@@ -159,6 +197,13 @@ class QCReport:
         'artefact': a suggestion to look at, not a verdict.  Earlier (better) groups win
         where groups share images.  Tags set with :meth:`tag` (by hand, or in a
         :class:`~tsimcne_nb.widgets.QCReview`) are not overwritten.
+
+        Parameters
+        ----------
+        top : int, optional
+            Only the ``top`` ranked groups.
+        min_evidence : float
+            Smallest evidence of a group whose members are tagged.
         """
         sel = self.groups[self.groups["evidence"] >= min_evidence]
         if top is not None:
@@ -192,6 +237,11 @@ class QCReport:
 
         Any object with a ``tag(name, indices)`` method works (duck typing; e.g.
         :class:`tsimcne_nb.widgets.explorer.Explorer`).  Returns the explorer.
+
+        Parameters
+        ----------
+        explorer : Explorer
+            The explorer to tag.
         """
         if not callable(getattr(explorer, "tag", None)):
             raise ConfigError(
@@ -200,7 +250,7 @@ class QCReport:
         for name in ("duplicate", "artefact"):
             idx = np.flatnonzero(self.tags["tag"].to_numpy() == name)
             if idx.size:  # an explorer refuses to tag nothing; a report may have no such images
-                explorer.tag(name, idx.tolist())
+                explorer.tag(name=name, indices=idx.tolist())
         return explorer
 
     # ------------------------------------------------------------ export
@@ -217,16 +267,42 @@ class QCReport:
         return df
 
     def export(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write :meth:`table` as CSV, atomically; refuses to replace a file unless ``overwrite``."""
+        """Write :meth:`table` as CSV, atomically; refuses to replace a file unless ``overwrite``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The CSV file.
+        overwrite : bool
+            Replace an existing file.
+        """
         return _write_csv(self.table(), path, overwrite)
 
     def export_exclusion_list(self, path: str | os.PathLike, overwrite: bool = False) -> Path:
-        """Write :meth:`exclusion_list` as CSV, atomically."""
+        """Write :meth:`exclusion_list` as CSV, atomically.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The CSV file.
+        overwrite : bool
+            Replace an existing file.
+        """
         return _write_csv(self.exclusion_list(), path, overwrite)
 
     # ----------------------------------------------------------- figures
-    def cards(self, top: int = 6, per_group: int = 8, fig: Any = None) -> Any:
-        """Thumbnail cards of the ``top`` groups: one row per group, ``per_group`` images."""
+    def cards(self, top: int = 6, per_group: int = 8, fig: Any = None) -> Figure:
+        """Thumbnail cards of the ``top`` groups: one row per group, ``per_group`` images.
+
+        Parameters
+        ----------
+        top : int
+            Groups shown.
+        per_group : int
+            Images per group.
+        fig : matplotlib.figure.Figure or SubFigure, optional
+            Draw into this figure.
+        """
         import matplotlib.pyplot as plt
 
         g = self.groups.head(top)
@@ -252,13 +328,21 @@ class QCReport:
                             fontsize=7, ha="left", va="bottom")
         return fig
 
-    def figure(self, top: int = 6, per_group: int = 8) -> Any:
-        """The map with the top groups numbered (left) and their thumbnail cards (right)."""
+    def figure(self, top: int = 6, per_group: int = 8) -> Figure:
+        """The map with the top groups numbered (left) and their thumbnail cards (right).
+
+        Parameters
+        ----------
+        top : int
+            Groups shown.
+        per_group : int
+            Images per group.
+        """
         import matplotlib.pyplot as plt
 
         rows = max(min(top, len(self.groups)), 1)
         fig = plt.figure(figsize=(5 + 1.05 * per_group, max(5.0, 1.25 * rows + 0.8)))
-        left, right = fig.subfigures(1, 2, width_ratios=[5, 1.05 * per_group])
+        left, right = fig.subfigures(1, 2, width_ratios=[5, 1.05 * per_group])  # type: ignore[misc]  # matplotlib's stubs type the 1x2 result as one SubFigure
         ax = left.subplots()
         if self.embedding is not None:
             emb = np.asarray(self.embedding)
@@ -312,32 +396,36 @@ def qc_report(
 
     Parameters
     ----------
-    dataset
+    dataset : ImageDataset
         The images.
-    embedding
+    embedding : array-like
         (N, 2) map of the dataset (t-SimCNE's ``embedding_``); None skips tight clusters.
-    features
+    features : array-like
         (N, F) backbone features; None skips near-duplicates, feature clusters and the
         feature-space confirmation of tight clusters.
-    min_size
+    min_size : int
         Smallest tight cluster or feature cluster.
-    n_neighbors
+    n_neighbors : int
         Neighbours per image in the feature graph (:func:`find_feature_clusters`, and the
         feature-space confirmation of tight clusters); the search runs once for both.
-    near_duplicate_threshold, metric
+    near_duplicate_threshold, metric : float, optional
         See :func:`near_duplicate_groups`.
-    z_threshold
+    z_threshold : float
         Robust z beyond which an image property is an outlier (see :func:`property_outliers`).
-    max_overlap
+    max_overlap : float
         Groups of different detectors whose Jaccard index (shared images over images in
         either) exceeds this are merged into one (evidence added, ``confirmed_by``
         lists them).
-    properties
+    properties : pandas.DataFrame, optional
         Precomputed :func:`image_properties` (computed when None).
-    suggest, min_evidence
+    suggest : bool
         Pre-fill :attr:`QCReport.tags` with :meth:`QCReport.suggest_tags`.
-    examples
+    min_evidence : float
+        The smallest evidence of a group whose members are tagged by ``suggest``.
+    examples : int
         Example members kept per group for the cards.
+    random_state : int, optional
+        Seed of the detectors' subsamples and of the example members.
     """
     dataset = as_dataset(dataset)
     n = len(dataset)

@@ -38,6 +38,15 @@ def recovery_scores(report_or_groups: Any, truth_mask: Any, top: int = 1) -> dic
     index arrays).  ``top=1`` (default) asks the strict question of the paper's
     experiment: is the single most suspicious group the injected one?
 
+    Parameters
+    ----------
+    report_or_groups : QCReport or list of array-like
+        A report, or groups of image indices, best first.
+    truth_mask : array-like of bool
+        True for the injected images.
+    top : int
+        Groups counted as flagged.
+
     Returns
     -------
     dict
@@ -88,16 +97,18 @@ def qc_experiment(
 
     Parameters
     ----------
-    dataset
+    random_state : int, optional
+        Seed of the injection and the report.
+    dataset : ImageDataset
         Clean dataset.
-    kind, count
+    kind, count : str
         ``'duplicates'`` or ``'artefacts'`` and how many.
-    map_fn
+    map_fn : Callable[[ImageDataset], object]
         ``map_fn(perturbed_dataset)`` -> ``(N, 2)`` embedding or ``(embedding,
         features)``, e.g. ``lambda d: (m := TSimCNE(...).fit(d)).embedding_, m.features(d)``.
-    top
+    top : int
         Groups counted as flagged (see :func:`recovery_scores`).
-    report_options
+    report_options : dict
         Passed to :func:`qc_report`.
 
     Returns

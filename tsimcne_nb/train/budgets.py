@@ -53,7 +53,13 @@ class Budget:
     backbone_large: str
 
     def backbone_for(self, image_size: int) -> str:
-        """The default backbone name for square images of side ``image_size``."""
+        """The default backbone name for square images of side ``image_size``.
+
+        Parameters
+        ----------
+        image_size : int
+            Side of the training images.
+        """
         return self.backbone_small if image_size <= SMALL_IMAGE_MAX else self.backbone_large
 
     def to_dict(self) -> dict[str, Any]:
@@ -93,9 +99,20 @@ QUICK = Budget(
 
 BUDGETS: dict[str, Budget] = {b.name: b for b in (PAPER, QUICK)}
 
+#: the one default budget of the estimators (``TSimCNE()``, ``SimCLR()``, ``BYOL()``), the
+#: pipelines and the command line (``--budget``): ``"quick"``, minutes on a CPU.  Pass
+#: ``budget="paper"`` (``--budget paper``) for the published recipe, which wants a GPU.
+DEFAULT_BUDGET = "quick"
+
 
 def resolve_budget(budget: str | Budget) -> Budget:
-    """Look up a budget by name (``"paper"`` or ``"quick"``) or pass a :class:`Budget` through."""
+    """Look up a budget by name (``"paper"`` or ``"quick"``) or pass a :class:`Budget` through.
+
+    Parameters
+    ----------
+    budget : str or Budget
+        A budget or its name (``"paper"``, ``"quick"``).
+    """
     if isinstance(budget, Budget):
         return budget
     if isinstance(budget, str) and budget in BUDGETS:
@@ -107,7 +124,13 @@ def resolve_budget(budget: str | Budget) -> Budget:
 
 
 def auto_learning_rate(batch_size: int) -> float:
-    """The paper's linear scaling rule: ``0.03 * batch_size / 256``."""
+    """The paper's linear scaling rule: ``0.03 * batch_size / 256``.
+
+    Parameters
+    ----------
+    batch_size : int
+        The global batch size.
+    """
     return BASE_LR_PER_256 * batch_size / 256
 
 
@@ -119,6 +142,17 @@ def lr_at(step: int, total_steps: int, warmup_steps: int, base_lr: float) -> flo
     reaches ``base_lr``), then half-cosine decay towards 0 over the remaining steps:
     ``base_lr * (1 + cos(pi * (step - warmup_steps) / (total_steps - warmup_steps))) / 2``.
     ``warmup_steps`` is capped at ``total_steps``.
+
+    Parameters
+    ----------
+    step : int
+        0-based step within the stage.
+    total_steps : int
+        Steps of the stage.
+    warmup_steps : int
+        Linear warm-up steps.
+    base_lr : float
+        Peak learning rate.
     """
     if total_steps <= 0:
         raise ConfigError(f"total_steps must be positive; got {total_steps}.")

@@ -79,14 +79,27 @@ class CallbackContext:
 
 
 class Callback:
-    """Base class (optional: plain functions work too)."""
+    """Base class (optional: plain functions work too).
+
+    ``fit`` calls :meth:`reset` on every callback that has one before training, so a callback
+    object passed to several fits (or to a cloned estimator) starts fresh each time.
+    """
 
     def __call__(self, ctx: CallbackContext) -> bool | None:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def reset(self) -> None:
+        """Forget what earlier fits recorded (called by ``fit`` before training)."""
+        return None
+
 
 class SnapshotCallback(Callback):
     """Keep the 2-D snapshots (to animate how the map forms).
+
+    Parameters
+    ----------
+    stages : tuple of int
+        Stages whose epochs are recorded (default 2 and 3, where the output is 2-D).
 
     Attributes
     ----------
@@ -96,6 +109,10 @@ class SnapshotCallback(Callback):
     def __init__(self, stages: tuple[int, ...] = (2, 3)):
         self.stages = stages
         self.snapshots_: list[tuple[int, int, np.ndarray]] = []
+
+    def reset(self) -> None:
+        """Drop the snapshots of an earlier fit."""
+        self.snapshots_ = []
 
     def __call__(self, ctx: CallbackContext) -> None:
         if ctx.stage in self.stages:
@@ -140,6 +157,10 @@ class EarlyStopping(Callback):
         self.min_delta = min_delta
         self.mode = mode
         self.stages = stages
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the best value, the count and where an earlier fit stopped."""
         self.best_: float | None = None
         self.wait_ = 0
         self._stage: int | None = None
@@ -168,7 +189,15 @@ class EarlyStopping(Callback):
 
 
 def run_callbacks(callbacks: list[Callable], ctx: CallbackContext) -> bool:
-    """Call every callback; True when one asked to stop (all are still called)."""
+    """Call every callback; True when one asked to stop (all are still called).
+
+    Parameters
+    ----------
+    callbacks : list of callable
+        ``f(ctx)`` each.
+    ctx : CallbackContext
+        What the callbacks see.
+    """
     stop = False
     for cb in callbacks:
         try:

@@ -22,7 +22,13 @@ _CHECKPOINT_KEYS = ("kind", "stage_index", "epoch_done", "global_epoch", "model"
 
 # --------------------------------------------------------------------------- checkpoints
 def list_checkpoints(checkpoint_dir: str | os.PathLike) -> list[Path]:
-    """Checkpoint files in ``checkpoint_dir``, oldest first."""
+    """Checkpoint files in ``checkpoint_dir``, oldest first.
+
+    Parameters
+    ----------
+    checkpoint_dir : str or os.PathLike
+        The checkpoint folder.
+    """
     d = Path(checkpoint_dir)
     if not d.is_dir():
         return []

@@ -1,12 +1,15 @@
-"""Device, precision, thread-count and seeding decisions in one place.
+"""The device, precision and thread policy of training in one place, and
+:func:`restored_process_state`, which undoes it after ``fit``.
 
 Imported only by modules that already need torch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -20,7 +23,13 @@ _FP16_CPU_SLOWDOWN = "measured ~14x slower than fp32 and ~28x slower than bf16 f
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA, then Apple's MPS, then the CPU; anything else is validated."""
+    """``"auto"`` picks CUDA, then Apple's MPS, then the CPU; anything else is validated.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"`` or a device.
+    """
     if isinstance(device, torch.device):
         return device
     if device == "auto":
@@ -92,3 +101,30 @@ def describe_device(device: torch.device) -> dict[str, Any]:
         info["threads"] = torch.get_num_threads()
         info["cores"] = os.cpu_count()
     return info
+
+
+@contextlib.contextmanager
+def restored_process_state() -> Iterator[None]:
+    """Leave the process as it was found: torch's thread count, the TF32 flags, the float32
+    matmul precision, and no process group that was not there before.
+
+    ``fit`` changes all of these for speed (threads from the thread policy, TF32 on CUDA, a
+    process group under ``torchrun``); this is the one place that puts them back, even when
+    training fails.
+    """
+    import torch.distributed as dist
+
+    threads = torch.get_num_threads()
+    tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    matmul_precision = torch.get_float32_matmul_precision()
+    had_group = dist.is_available() and dist.is_initialized()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+        # the TF32 flag also sets the matmul precision: restore the precision after it
+        torch.set_float32_matmul_precision(matmul_precision)
+        if not had_group and dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()

@@ -256,7 +256,7 @@ def wrap_ddp(
     sync_batchnorm : bool
         Convert batch norm with :func:`convert_sync_batchnorm` first, so that batch
         statistics cover the global batch as on a single device (default True).
-    **ddp_kwargs
+    **ddp_kwargs : dict
         Passed to ``DistributedDataParallel`` (e.g. ``find_unused_parameters=True`` if
         parts of the model are frozen in stage 2 — DDP then needs to know).
 

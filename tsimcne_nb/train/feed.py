@@ -16,8 +16,10 @@ from tsimcne_nb.data.core import ImageDataset
 _INFER_BATCH = 1024
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    """The plain module inside DDP / torch.compile wrappers."""
+def _unwrap(model: torch.nn.Module) -> Any:
+    """The plain module inside DDP / torch.compile wrappers (typed ``Any``: callers use the
+    attributes of the concrete network, e.g. ``ContrastiveNet.head``, which
+    ``torch.nn.Module.__getattr__`` cannot express)."""
     while True:
         inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
         if inner is None:

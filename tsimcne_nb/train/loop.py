@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +50,7 @@ from tsimcne_nb.train.callbacks import (
     run_callbacks,
 )
 from tsimcne_nb.train.checkpoints import _FORMAT, _write_checkpoint
+from tsimcne_nb.train.config import Stage, TrainConfig, TrainingStrategy
 from tsimcne_nb.train.feed import _ImageFeed, _infer, _unwrap
 from tsimcne_nb.train.seeds import (
     _S_AUG,
@@ -66,63 +65,33 @@ from tsimcne_nb.train.seeds import (
 )
 from tsimcne_nb.train.timers import _PhaseTimer
 
-__all__ = ['Stage']
 #: images ``CallbackContext.embed()`` returns (a fixed random subsample)
 _CALLBACK_SAMPLE = 2000
 
 
-# --------------------------------------------------------------------------- stages
-@dataclass
-class Stage:
-    """One stage of a training schedule.
-
-    Attributes
-    ----------
-    number : int
-        1-based stage number (what history and callbacks show).
-    epochs : int
-        Epochs of this stage (0 skips its training but still runs ``prepare``).
-    lr : float
-        Peak learning rate.
-    warmup_epochs : int
-        Linear warm-up length.
-    trainable : {"all", "output"}
-        Which parameters the stage's optimizer updates.
-    prepare : callable, optional
-        ``prepare(model, generator)`` changes the architecture at the stage start
-        (t-SimCNE stage 2: the new 2-D output layer); it is re-run on resume.
-    """
-
-    number: int
-    epochs: int
-    lr: float
-    warmup_epochs: int
-    trainable: str = "all"
-    prepare: Callable[[torch.nn.Module, torch.Generator], None] | None = field(
-        default=None, repr=False
-    )
-
-
 # --------------------------------------------------------------------------- the loop
 class _Trainer:
-    """Runs a list of stages: batches, augmentation, forward, loss, backward, SGD, schedule,
-    callbacks, checkpoints, progress, timings.  Method-specific parts come from the
-    estimator: ``_loss(net, x)`` and ``_after_step(model, step, total)``.
+    """Runs the stages of a :class:`~tsimcne_nb.train.config.TrainingStrategy`: batches,
+    augmentation, forward, loss, backward, SGD, schedule, callbacks, checkpoints, progress,
+    timings.  Everything method-specific comes from the strategy; every setting from the
+    frozen :class:`~tsimcne_nb.train.config.TrainConfig`.
     """
 
-    def __init__(self, est: Any, model: torch.nn.Module, feed: _ImageFeed,
-                 aug: torch.nn.Module, cfg: dict[str, Any], labels: np.ndarray | None):
-        self.est = est
+    def __init__(self, strategy: TrainingStrategy, model: torch.nn.Module, feed: _ImageFeed,
+                 aug: torch.nn.Module, cfg: TrainConfig, labels: np.ndarray | None):
+        if cfg.seed is None:
+            raise ValueError("the TrainConfig has no seed yet (dataclasses.replace(cfg, seed=...))")
+        self.strategy = strategy
         self.model = model
         self.feed = feed
         self.aug = aug
         self.cfg = cfg
         self.labels = labels
-        self.device: torch.device = cfg["device"]
-        self.dist: dist_utils.DistInfo = cfg["dist"]
-        self.seed: int = cfg["seed"]
-        self.batch: int = cfg["batch_size"]  # global batch
-        self.amp_dtype: torch.dtype | None = cfg["amp_dtype"]
+        self.device: torch.device = cfg.device
+        self.dist: dist_utils.DistInfo = cfg.dist
+        self.seed: int = cfg.seed
+        self.batch: int = cfg.batch_size  # global batch
+        self.amp_dtype: torch.dtype | None = cfg.amp_dtype
         self.history: list[dict[str, Any]] = []
         self.timer = _PhaseTimer(self.device)
         self.stopped = False
@@ -130,7 +99,7 @@ class _Trainer:
         self.extra_time = {"callbacks": 0.0, "checkpoints": 0.0}
         scaler_on = self.amp_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=scaler_on) if scaler_on else None
-        self.callbacks = list(cfg["callbacks"])
+        self.callbacks = list(cfg.callbacks)
         rng = np.random.default_rng(_derive_seed(self.seed, _S_SAMPLE))
         n = feed.n
         self.sample_idx = np.sort(rng.choice(n, size=min(n, _CALLBACK_SAMPLE), replace=False))
@@ -158,7 +127,7 @@ class _Trainer:
             params = m.unfreeze_all() if hasattr(m, "unfreeze_all") else list(m.parameters())
             params = [p for p in params if p.requires_grad]
         return torch.optim.SGD(
-            params, lr=stage.lr, momentum=self.cfg["momentum"], weight_decay=self.cfg["weight_decay"]
+            params, lr=stage.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay
         )
 
     def _net(self) -> torch.nn.Module:
@@ -167,7 +136,7 @@ class _Trainer:
         net = self.model
         if self.dist.is_distributed:
             net = dist_utils.wrap_ddp(net, self.device, sync_batchnorm=False)
-        if self.cfg["compile"]:
+        if self.cfg.compile:
             net = torch.compile(net)
         return net
 
@@ -177,7 +146,7 @@ class _Trainer:
         gen = _cpu_generator(_derive_seed(self.seed, _S_PREPARE, stage.number))
         stage.prepare(self.model, gen)
         self.model.to(self.device)
-        if self.cfg["channels_last"]:
+        if self.cfg.channels_last:
             self.model.to(memory_format=torch.channels_last)
 
     def _autocast(self):
@@ -209,11 +178,11 @@ class _Trainer:
         images = self.feed.take(idx)
         t.mark("data")
         x = self._two_views(images, gen)  # (2b, 3, S, S): view-1 rows, then view-2 rows
-        if not self.cfg["channels_last"]:
+        if not self.cfg.channels_last:
             x = x.contiguous()
         t.mark("augment")
         with self._autocast():
-            loss = self.est._loss(net, x)
+            loss = self.strategy.loss(net, x)
         t.mark("forward")
         opt.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -245,7 +214,8 @@ class _Trainer:
             step = epoch * spe + b
             lr = lr_at(step, total, stage.warmup_epochs * spe, stage.lr)
             loss_sum += self._train_step(net, opt, idx, gen, lr)
-            self.est._after_step(self.model, step, total)
+            if self.strategy.after_step is not None:
+                self.strategy.after_step(self.model, step, total)
             if bar is not None:
                 bar.update(1)
         mean_loss = float(collectives.all_reduce_mean(loss_sum / max(spe, 1)))  # one sync per epoch
@@ -274,13 +244,13 @@ class _Trainer:
         return pd.DataFrame(self.history, columns=cols)
 
     def _checkpoint(self, stage_i: int, epoch_done: int, opt) -> None:
-        every = self.cfg["checkpoint_every"]
+        every = self.cfg.checkpoint_every
         if not every or self.global_epoch % every or not self.dist.is_main:
             return
         t0 = time.perf_counter()
         state = {
             "format": _FORMAT,
-            "kind": type(self.est).__name__,
+            "kind": self.strategy.name,
             "stage_index": stage_i,
             "epoch_done": epoch_done,
             "global_epoch": self.global_epoch,
@@ -289,26 +259,26 @@ class _Trainer:
             "scaler": None if self.scaler is None else self.scaler.state_dict(),
             "history": list(self.history),
             "seed": self.seed,
-            "compat": self.cfg["compat"],
+            "compat": self.cfg.compat,
             "rng": _rng_states(),
         }
-        _write_checkpoint(Path(self.cfg["checkpoint_dir"]), self.global_epoch, state)
+        _write_checkpoint(Path(self.cfg.checkpoint_dir), self.global_epoch, state)
         self.extra_time["checkpoints"] += time.perf_counter() - t0
 
     def _callbacks(self, stage: Stage, epoch_done: int) -> bool:
-        every = self.cfg["callbacks_every"] or 1
+        every = self.cfg.callbacks_every or 1
         if not self.callbacks or (epoch_done % every and epoch_done != stage.epochs):
             return False
         t0 = time.perf_counter()
         model = self.model
 
         def embed() -> np.ndarray:
-            what = self.est._transform_what
-            return _infer(model, self.feed, self.sample_idx, what, self.cfg["channels_last"])
+            what = self.strategy.embed
+            return _infer(model, self.feed, self.sample_idx, what, self.cfg.channels_last)
 
         ctx = CallbackContext(
             stage=stage.number, epoch=epoch_done, global_epoch=self.global_epoch, model=model,
-            estimator=self.est, history=self._history_frame(), indices=self.sample_idx,
+            estimator=self.strategy.estimator, history=self._history_frame(), indices=self.sample_idx,
             labels=None if self.labels is None else self.labels[self.sample_idx],
             stage_epochs=stage.epochs, _embed=embed,
         )
@@ -317,7 +287,8 @@ class _Trainer:
         return stop
 
     # ---------------------------------------------------------------- the run
-    def run(self, stages: list[Stage], resume_state: dict[str, Any] | None = None) -> None:
+    def run(self, resume_state: dict[str, Any] | None = None) -> None:
+        stages = self.strategy.stages
         start_stage, start_epoch, opt_state = 0, 0, None
         if resume_state is not None:
             start_stage = resume_state["stage_index"]
@@ -358,12 +329,12 @@ class _Trainer:
                     bar.close()
 
     def _progress_bar(self, stage: Stage, first_epoch: int):
-        if not self.cfg["progress"] or not self.dist.is_main:
+        if not self.cfg.progress or not self.dist.is_main:
             return None
         from tqdm.auto import tqdm
 
         spe = self.steps_per_epoch
         return tqdm(
             total=stage.epochs * spe, initial=first_epoch * spe, unit="step", leave=True,
-            desc=f"{type(self.est).__name__} stage {stage.number}/{self.cfg['n_stages']}",
+            desc=f"{self.strategy.name} stage {stage.number}/{self.cfg.n_stages}",
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -29,10 +29,15 @@ from tsimcne_nb.validation import check_embedding, validate_labels
 from tsimcne_nb.viz.palette import OTHER_COLOR as _OTHER_HEX
 from tsimcne_nb.viz.palette import category_colors
 
+if TYPE_CHECKING:  # annotations only: the modules stay light to import
+    from matplotlib.figure import Figure
+
 __all__ = ['class_colors', 'contact_sheet', 'plot_map', 'plot_panels', 'save_figure']
 
 #: colour of the merged small classes ("other"), as in the paper's Figure 2
-OTHER_COLOR = (*(int(_OTHER_HEX[i : i + 2], 16) / 255 for i in (1, 3, 5)), 1.0)
+OTHER_COLOR: tuple[float, float, float, float] = (
+    int(_OTHER_HEX[1:3], 16) / 255, int(_OTHER_HEX[3:5], 16) / 255, int(_OTHER_HEX[5:7], 16) / 255, 1.0
+)
 
 
 # ------------------------------------------------------------------ helpers
@@ -43,7 +48,19 @@ def _new_figure(figsize: tuple[float, float], dpi: int = 100) -> Any:
 
 
 def save_figure(fig: Any, path: str | os.PathLike, overwrite: bool = False, dpi: int = 150) -> str:
-    """Write ``fig`` as PNG to ``path`` atomically; refuse to replace a file unless ``overwrite``."""
+    """Write ``fig`` as PNG to ``path`` atomically; refuse to replace a file unless ``overwrite``.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+        The figure.
+    path : str or os.PathLike
+        Where to write it (the format follows the suffix).
+    overwrite : bool
+        Replace an existing file.
+    dpi : int
+        Resolution.
+    """
     with atomic_open(path, "wb", overwrite=overwrite) as fh:
         fig.savefig(fh, format="png", dpi=dpi)
     return str(path)
@@ -57,13 +74,19 @@ def _precheck(path: str | os.PathLike | None, overwrite: bool) -> None:
 
 def class_colors(n_classes: int) -> list[tuple[float, float, float, float]]:
     """RGBA colour per class index: :func:`tsimcne_nb.viz.palette.category_colors` (the
-    palette the explorer uses too), with alpha 1."""
+    palette the explorer uses too), with alpha 1.
+
+    Parameters
+    ----------
+    n_classes : int
+        Number of classes.
+    """
     return [(*rgb, 1.0) for rgb in category_colors(n_classes)]
 
 
 def _legend_groups(
     labels: np.ndarray, class_names: Sequence[str] | None, other_threshold: int | None
-) -> tuple[np.ndarray, list[str], list[tuple[float, ...]]]:
+) -> tuple[np.ndarray, list[str], list[tuple[float, float, float, float]]]:
     """Map each point to a drawing group; groups are classes, small ones merged into 'other'.
 
     Returns (group of each point, group names, group colours); the last group is
@@ -108,26 +131,26 @@ def contact_sheet(
     overwrite: bool = False,
     title: str | None = None,
     random_state: int | None = 0,
-) -> Any:
+) -> Figure:
     """A labelled grid of example images: one row per class, the class name on the left.
 
     Parameters
     ----------
-    dataset
+    dataset : ImageDataset or array-like
         An :class:`~tsimcne_nb.data.core.ImageDataset`.
-    n_per_class
+    n_per_class : int
         Images per row (fewer when a class has fewer images).
-    max_classes
+    max_classes : int
         At most this many rows (the first classes by index).  Unlabelled data
         gives ``max_classes`` rows of random images.
-    path
+    path : str or os.PathLike, optional
         If given, the PNG is written there (atomically).
-    overwrite
+    overwrite : bool
         Replace an existing file at ``path``.
-    title
+    title : str, optional
         Figure title; by default the dataset's name, size and number of classes.
         "synthetic" is always added for synthetic datasets.
-    random_state
+    random_state : int, optional
         Seed of the image choice.
 
     Returns
@@ -200,29 +223,29 @@ def plot_map(
     other_threshold: int | None = None,
     s: float | None = None,
     legend: bool = True,
-) -> Any:
+) -> Figure:
     """Scatter plot of a 2-D map, coloured by class, with a legend.
 
     Parameters
     ----------
-    embedding
+    embedding : array-like
         (N, 2) array.
-    labels
+    labels : array-like
         Integer class per point, or None (all grey).
-    class_names
+    class_names : Sequence[str], optional
         Name of each class index (legend entries).
-    title
+    title : str, optional
         Axes title.
-    ax
+    ax : matplotlib.axes.Axes, optional
         Draw into these axes; by default a new figure.
-    path, overwrite
+    path, overwrite : str or os.PathLike, optional
         Write the figure as PNG (atomically; refuses to overwrite by default).
-    other_threshold
+    other_threshold : int, optional
         Classes with fewer points than this are drawn in black and merged into one
         legend entry "other" (the paper's Figure 2 'OTH').
-    s
+    s : float, optional
         Marker size; by default it shrinks with N.
-    legend
+    legend : bool
         Draw the legend.
 
     Returns
@@ -280,24 +303,26 @@ def plot_panels(
     overwrite: bool = False,
     panel_size: float = 3.2,
     s: float | None = None,
-) -> Any:
+) -> Figure:
     """Several maps side by side, one legend (the paper's Figure 2).
 
     Parameters
     ----------
-    panels
+    panel_size : float
+        Side of one panel, in inches.
+    panels : mapping, sequence of (str, array-like) or ComparisonResult
         Mapping ``title -> embedding`` or a sequence of ``(title, embedding)``;
         the titles usually carry the metrics (``"t-SimCNE\\nkNN 94.4%, sil 0.34"``).
         An object with a ``panels()`` method (a comparison result) is accepted.
-    labels
+    labels : array-like
         Class of each point, shared by all panels (same points, same order).
-    class_names, other_threshold, s
+    class_names, other_threshold, s : Sequence[str], optional
         As in :func:`plot_map`.
-    ncols
+    ncols : int, optional
         Panels per row (default: up to 4).
-    suptitle
+    suptitle : str, optional
         Figure title.
-    path, overwrite
+    path, overwrite : str or os.PathLike, optional
         Write the figure as PNG.
 
     Returns

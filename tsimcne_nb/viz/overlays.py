@@ -65,20 +65,26 @@ def thumbnail_grid_over_map(
 
     Parameters
     ----------
-    embedding
+    embedding : array-like
         (N, 2) map of ``dataset``.
-    dataset
+    dataset : ImageDataset or array-like
         The :class:`~tsimcne_nb.data.core.ImageDataset` that was embedded.
-    grid
+    grid : int
         Cells per side (the paper: 10).
-    min_count
+    min_count : int, optional
         Minimum points in a cell to show an image.  Default ``max(1, N // 3000)``,
         i.e. about 100 for PCam's 327k images as in the paper.
-    ax, path, overwrite, title
-        As in :func:`plot_map`.
-    show_points
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes (as in :func:`plot_map`).
+    path : str or os.PathLike, optional
+        Save the figure here (as in :func:`plot_map`).
+    overwrite : bool
+        Replace an existing ``path``.
+    title : str, optional
+        Axes title.
+    show_points : bool
         Draw the map faintly underneath.
-    frame_width
+    frame_width : float
         Line width of the class-coloured frames.
 
     Returns
@@ -102,12 +108,12 @@ def thumbnail_grid_over_map(
     flat = ij[:, 0] * grid + ij[:, 1]
     counts = np.bincount(flat, minlength=grid * grid)
     chosen_cells = np.flatnonzero(counts >= min_count)
-    picks = []
+    chosen: list[int] = []
     for cidx in chosen_cells:
         members = np.flatnonzero(flat == cidx)
         cc = lo + (np.array([cidx // grid, cidx % grid]) + 0.5) * cell
-        picks.append(members[np.argmin(((X[members] - cc) ** 2).sum(axis=1))])
-    picks = np.asarray(picks, dtype=np.int64)
+        chosen.append(int(members[np.argmin(((X[members] - cc) ** 2).sum(axis=1))]))
+    picks = np.asarray(chosen, dtype=np.int64)
     images = _read_images(dataset, picks)
     if ax is None:
         fig = _new_figure((7.0, 6.5))
@@ -115,7 +121,7 @@ def thumbnail_grid_over_map(
     else:
         fig = ax.figure
     labels = getattr(dataset, "labels", None)
-    colors = class_colors(max(dataset.n_classes, 1)) if labels is not None else None
+    colors = class_colors(max(dataset.n_classes, 1)) if labels is not None else []
     if show_points:
         ax.scatter(X[:, 0], X[:, 1], s=_default_size(n) / 2, c="0.85", lw=0, rasterized=n > 5000)
     pad = 0.06 * cell
@@ -124,7 +130,7 @@ def thumbnail_grid_over_map(
         x0, y0 = lo + np.array([cidx // grid, cidx % grid]) * cell
         ax.imshow(img, extent=(x0 + pad, x0 + cell - pad, y0 + pad, y0 + cell - pad),
                   interpolation="nearest", zorder=2)
-        color = colors[labels[p]] if colors is not None else "0.3"
+        color = colors[labels[p]] if labels is not None else "0.3"
         ax.add_patch(Rectangle((x0 + pad, y0 + pad), cell - 2 * pad, cell - 2 * pad, fill=False,
                                ec=color, lw=frame_width, zorder=3))
     ax.set_xlim(lo[0], lo[0] + span)
@@ -135,7 +141,7 @@ def thumbnail_grid_over_map(
     if labels is not None:
         from matplotlib.lines import Line2D
 
-        present = np.unique(labels[picks]) if len(picks) else []
+        present = np.unique(labels[picks])
         handles = [Line2D([], [], ls="", marker="s", mfc="none", mec=colors[c], mew=2, ms=8,
                           label=dataset.class_names[c]) for c in present]
         if handles:
@@ -210,11 +216,11 @@ def callouts(
 
     Parameters
     ----------
-    embedding
+    embedding : array-like
         (N, 2) map of ``dataset``.
-    dataset
+    dataset : ImageDataset or array-like
         The embedded :class:`~tsimcne_nb.data.core.ImageDataset`.
-    points
+    points : array-like
         Where to call out; one of
 
         * coordinates ``[(x, y), ...]`` -- the ``n_images`` points nearest each;
@@ -223,13 +229,21 @@ def callouts(
           call-out with ``n_images`` random members, anchored at its central point.
 
         Nothing is hard-coded: pick places from your own map.
-    n_images
+    n_images : int
         Images per call-out.
-    ax, path, overwrite, title, other_threshold
+    ax : matplotlib.axes.Axes, optional
+        Draw into these axes (as in :func:`plot_map`).
+    path : str or os.PathLike, optional
+        Save the figure here (as in :func:`plot_map`).
+    overwrite : bool
+        Replace an existing ``path``.
+    title : str, optional
+        Axes title.
+    other_threshold : int or "auto", optional
         As in :func:`plot_map`.
-    zoom
+    zoom : float, optional
         Image magnification (default: about 0.5 inch per image).
-    random_state
+    random_state : int, optional
         Seed for the members shown of a boolean selection.
 
     Returns

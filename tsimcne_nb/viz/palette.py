@@ -42,7 +42,13 @@ def _hex_to_rgb(h: str) -> RGB:
 
 
 def to_hex(rgb: tuple[float, ...]) -> str:
-    """``#rrggbb`` of an RGB(A) tuple with components in [0, 1] (alpha is dropped)."""
+    """``#rrggbb`` of an RGB(A) tuple with components in [0, 1] (alpha is dropped).
+
+    Parameters
+    ----------
+    rgb : tuple of float
+        RGB or RGBA components in [0, 1].
+    """
     return "#{:02x}{:02x}{:02x}".format(*(round(255 * float(v)) for v in rgb[:3]))
 
 
@@ -81,5 +87,11 @@ def category_colors(n: int) -> list[RGB]:
 
 
 def category_hex(n: int) -> list[str]:
-    """``category_colors(n)`` as ``#rrggbb`` strings (what jupyter-scatter takes)."""
+    """``category_colors(n)`` as ``#rrggbb`` strings (what jupyter-scatter takes).
+
+    Parameters
+    ----------
+    n : int
+        Number of categories.
+    """
     return [to_hex(c) for c in category_colors(n)]

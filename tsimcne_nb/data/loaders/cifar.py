@@ -82,7 +82,13 @@ def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def find_folder(root: Path) -> Path | None:
-    """``root/cifar-10-batches-py`` or ``root`` itself, whichever holds all batch files (else None)."""
+    """``root/cifar-10-batches-py`` or ``root`` itself, whichever holds all batch files (else None).
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        The data folder.
+    """
     for cand in (root / FOLDER, root):
         if all((cand / f).exists() for f in (*TRAIN_FILES, *TEST_FILES)):
             return cand
@@ -96,11 +102,11 @@ def load_cifar10(
 
     Parameters
     ----------
-    root
+    root : str or os.PathLike
         Folder holding ``cifar-10-batches-py`` (or that folder itself).
-    split
+    split : str
         ``"all"`` (50,000 train then 10,000 test), ``"train"`` or ``"test"``.
-    download
+    download : bool
         Fetch and safely extract ``cifar-10-python.tar.gz`` (MD5-checked) if missing.
     """
     if split not in ("all", "train", "test"):

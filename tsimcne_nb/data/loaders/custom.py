@@ -29,7 +29,15 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".we
 
 
 def read_image(path: Path, size: int | Sequence[int] | None = None) -> np.ndarray:
-    """One image file as RGB uint8 (H, W, 3), alpha dropped, optionally resized."""
+    """One image file as RGB uint8 (H, W, 3), alpha dropped, optionally resized.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The image file.
+    size : int or (int, int), optional
+        Resize to this size (Lanczos).
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -52,7 +60,13 @@ def read_image(path: Path, size: int | Sequence[int] | None = None) -> np.ndarra
 
 
 def is_image_file(path: Path) -> bool:
-    """Whether ``path`` is a visible file with an image ending (:data:`IMAGE_SUFFIXES`)."""
+    """Whether ``path`` is a visible file with an image ending (:data:`IMAGE_SUFFIXES`).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A file.
+    """
     return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_SUFFIXES
 
 
@@ -67,6 +81,19 @@ def from_arrays(
 
     ``size`` resizes all images to one size.  See
     :func:`~tsimcne_nb.validation.validate_images` for the accepted inputs.
+
+    Parameters
+    ----------
+    images : array-like, torch.Tensor or list of images
+        The images (see :func:`~tsimcne_nb.validation.validate_images`).
+    labels : array-like or torch.Tensor, optional
+        One class index per image.
+    class_names : sequence of str, optional
+        Name of each class.
+    name : str
+        Dataset name.
+    size : int or (int, int), optional
+        Resize every image to this size (Lanczos).
     """
     if isinstance(images, (list, tuple)) and images and hasattr(images[0], "shape"):
         shapes = {tuple(np.shape(im)) for im in images}
@@ -91,6 +118,15 @@ def load_npz(
 
     MedMNIST-style files are concatenated train+val+test (the ``split``
     metadata column says which).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npz`` file.
+    size : int or (int, int), optional
+        Resize every image to this size (Lanczos).
+    name : str, optional
+        Dataset name (default: the file name).
     """
     path = Path(path).expanduser()
     if not path.exists():
@@ -175,6 +211,15 @@ def load_folder(
     Files whose ending is not an image ending are ignored.  Images of different
     sizes need ``size`` (resized with antialiasing); otherwise a :class:`DataError`
     says so.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder (one sub-folder per class, or a flat folder).
+    size : int or (int, int), optional
+        Resize every image to this size (Lanczos); needed when sizes differ.
+    name : str, optional
+        Dataset name (default: the folder name).
     """
     from tqdm.auto import tqdm
 

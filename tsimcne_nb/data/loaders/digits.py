@@ -19,7 +19,7 @@ def load_digits(size: int | Sequence[int] | None = None) -> ImageDataset:
 
     Parameters
     ----------
-    size
+    size : int or Sequence[int], optional
         Resize the 8x8 images (antialiased), e.g. 32 so that a ResNet sees enough
         pixels; None keeps 8x8.
     """

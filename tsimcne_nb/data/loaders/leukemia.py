@@ -47,7 +47,13 @@ _CACHE_VERSION = 1
 
 
 def manual_download_message(searched: Path) -> str:
-    """How to get AML-Cytomorphology_LMU by hand, and where to put it."""
+    """How to get AML-Cytomorphology_LMU by hand, and where to put it.
+
+    Parameters
+    ----------
+    searched : pathlib.Path
+        Where the folder was looked for.
+    """
     return (
         f"leukemia: the folder {FOLDER} was not found in {searched}.\n"
         "This dataset must be downloaded by hand (about 11 GB): get 'AML-Cytomorphology_LMU' from "
@@ -58,7 +64,13 @@ def manual_download_message(searched: Path) -> str:
 
 
 def find_folder(root: str | os.PathLike) -> Path:
-    """``root`` itself or ``root/AML-Cytomorphology_LMU``, whichever holds the class folders."""
+    """``root`` itself or ``root/AML-Cytomorphology_LMU``, whichever holds the class folders.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The data folder.
+    """
     root = Path(root).expanduser()
     if (root / FOLDER).is_dir():
         return root / FOLDER
@@ -70,7 +82,13 @@ def find_folder(root: str | os.PathLike) -> Path:
 
 
 def scan(folder: Path) -> list[tuple[str, Path]]:
-    """``(abbr, file)`` for every ``<ABBR>/*.tif*`` below ``folder``, sorted."""
+    """``(abbr, file)`` for every ``<ABBR>/*.tif*`` below ``folder``, sorted.
+
+    Parameters
+    ----------
+    folder : pathlib.Path
+        The dataset folder.
+    """
     files = []
     for d in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
         files += [(d.name, f) for f in sorted(d.glob("*.tif*")) if f.is_file()]
@@ -84,7 +102,15 @@ def scan(folder: Path) -> list[tuple[str, Path]]:
 
 
 def class_counts(abbrs: list[str], merge_counts: str | dict[str, int]) -> dict[str, int]:
-    """The count of each abbreviation present that decides merging and class order."""
+    """The count of each abbreviation present that decides merging and class order.
+
+    Parameters
+    ----------
+    abbrs : list of str
+        The class abbreviation of every file.
+    merge_counts : str or dict
+        ``"paper"`` (the published counts), ``"observed"``, or counts per abbreviation.
+    """
     observed = pd.Series(abbrs).value_counts().to_dict()
     if isinstance(merge_counts, dict):
         return {a: int(merge_counts.get(a, observed[a])) for a in observed}
@@ -109,6 +135,15 @@ def class_mapping(counts: dict[str, int], merge: bool, min_count: int) -> tuple[
     """Map each abbreviation to its class (itself or ``OTH``) and list the classes in order.
 
     Classes are ordered by descending count (the paper's table order), ``OTH`` last.
+
+    Parameters
+    ----------
+    counts : dict of str to int
+        Count per abbreviation.
+    merge : bool
+        Merge small classes into ``OTH``.
+    min_count : int
+        Classes with fewer images are merged.
     """
     mapping = {a: (a if not merge or c >= min_count else MERGED) for a, c in counts.items()}
     named = sorted({m for m in mapping.values() if m != MERGED}, key=lambda a: (-counts[a], a))
@@ -139,25 +174,25 @@ def load_leukemia(
 
     Parameters
     ----------
-    root
+    root : str or os.PathLike
         The folder holding ``AML-Cytomorphology_LMU``, or that folder itself.
-    size
+    size : int
         Side length after resizing (antialiased); the paper used 28.
-    merge
+    merge : bool
         Merge rare classes into ``OTH`` (True, the paper) or keep all 15.
-    min_count
+    min_count : int
         Classes with fewer images than this are merged (the paper: 80).
-    merge_counts
+    merge_counts : str or dict[str, int]
         Where the class counts come from: ``"paper"`` (default: the official counts
         in DATASETS.md, so a partial copy gets the same classes as the paper),
         ``"observed"`` (the files present) or a dict abbreviation -> count.
-    cache
+    cache : bool
         Keep the resized images in ``<folder>/.tsimcne_nb_<size>px.npz`` (rebuilt
         when the file list changes; skipped with a warning if the folder is
         read-only).
-    progress
+    progress : bool
         tqdm bar while reading TIFFs.
-    download
+    download : bool
         Not possible (manual download from TCIA): raises DatasetNotFoundError
         with instructions when the folder is missing.
 

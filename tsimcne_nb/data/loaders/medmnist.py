@@ -62,7 +62,15 @@ _DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError)
 
 
 def read_medmnist_npz(path: str | os.PathLike, url: str | None = None) -> dict[str, np.ndarray]:
-    """Read the six arrays of a MedMNIST npz, with clear errors for missing keys and damage."""
+    """Read the six arrays of a MedMNIST npz, with clear errors for missing keys and damage.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The ``.npz`` file.
+    url : str, optional
+        Where it comes from (named in errors).
+    """
     path = Path(path)
     again = f" Delete it and download it again ({url})." if url else " Delete it and recreate it."
     try:
@@ -105,18 +113,18 @@ def load_medmnist(
 
     Parameters
     ----------
-    flag
+    flag : str
         ``"bloodmnist"``, ``"pathmnist"`` or ``"dermamnist"``.
-    root
+    root : str or os.PathLike
         Folder holding the npz file.
-    size
+    size : int
         28, 64, 128 or 224 (which file to read).
-    split
+    split : str
         ``"all"`` (the paper's train+val+test, in that order), ``"train"``,
         ``"val"`` or ``"test"``.
-    labels
+    labels : int, optional
         DermaMNIST only: 2 (default; the paper's melanocytic nevi versus other) or 7.
-    download
+    download : bool
         Fetch the file from zenodo if missing (MD5-checked).
 
     Returns

@@ -126,11 +126,13 @@ class H5ImageArray(LazyImageArray):
 
     Parameters
     ----------
-    path
+    path : str or os.PathLike
         The ``.h5`` file.
-    key
+    key : str
         Name of the dataset inside it (``"x"`` for PCam).
 
+    Notes
+    -----
     The file is opened on first access and reopened after pickling (DataLoader
     workers), so the object is cheap to copy.
     """
@@ -185,7 +187,15 @@ class H5ImageArray(LazyImageArray):
 
 
 class ResizedImageArray(LazyImageArray):
-    """A lazy view of ``base`` with every image resized (per chunk, on access)."""
+    """A lazy view of ``base`` with every image resized (per chunk, on access).
+
+    Parameters
+    ----------
+    base : LazyImageArray
+        The images.
+    size : int or (int, int)
+        The output size.
+    """
 
     def __init__(self, base: Any, size: int | Sequence[int]) -> None:
         from tsimcne_nb.data.resize import _size_hw
@@ -206,7 +216,13 @@ class ResizedImageArray(LazyImageArray):
 
 
 class ConcatImageArray(LazyImageArray):
-    """Several lazy arrays of the same image shape, end to end."""
+    """Several lazy arrays of the same image shape, end to end.
+
+    Parameters
+    ----------
+    parts : sequence of LazyImageArray
+        Arrays of one image shape.
+    """
 
     def __init__(self, parts: Sequence[Any]) -> None:
         if not parts:
@@ -237,7 +253,13 @@ class ConcatImageArray(LazyImageArray):
 
 
 def open_h5(path: str | os.PathLike):
-    """Open an HDF5 file read-only; a damaged file raises :class:`DataError`."""
+    """Open an HDF5 file read-only; a damaged file raises :class:`DataError`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The HDF5 file.
+    """
     import h5py
 
     try:
@@ -282,7 +304,13 @@ def _ensure_h5(root: Path, split: str, kind: str, download: bool, expected: list
 
 
 def read_labels(path: Path) -> np.ndarray:
-    """The labels (0/1) of a PCam ``*_y.h5`` file as an int64 vector."""
+    """The labels (0/1) of a PCam ``*_y.h5`` file as an int64 vector.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A ``*_y.h5`` file.
+    """
     with open_h5(path) as f:
         if "y" not in f:
             raise DataError(f"{path} has no dataset 'y' (found: {', '.join(f.keys())}).")
@@ -306,14 +334,14 @@ def load_pcam(
 
     Parameters
     ----------
-    root
+    root : str or os.PathLike
         Folder with the six ``camelyonpatch_level_2_split_*_{x,y}.h5`` files (or ``.h5.gz``).
-    split
+    split : str
         ``"all"`` (train+valid+test, one lazy array), ``"train"``, ``"valid"`` (or
         ``"val"``) or ``"test"``.
-    size
+    size : int or Sequence[int], optional
         Resize the 96 px patches on access (e.g. 32 or 64); None keeps 96.
-    download
+    download : bool
         Fetch missing ``.h5.gz`` files from zenodo record 2546921.
 
     Returns

@@ -159,22 +159,22 @@ def make_synthetic_blood(
 
     Parameters
     ----------
-    n
+    n : int
         Number of images (>= 1).
-    size
+    size : int
         Side of the square RGB images in pixels (>= 8), e.g. 28, 64 or 96.
-    random_state
+    random_state : int
         Seed.  Image ``i`` depends only on ``(random_state, i)``: the first
         ``m`` images of a dataset of ``n > m`` equal a dataset of ``m``.
-    classes
+    classes : Sequence[str], optional
         Subset of :data:`CLASS_NAMES` to generate (in the given label order);
         all ten by default.
-    class_weights
+    class_weights : Sequence[float] or dict[str, float], optional
         Relative class frequencies (one per class, or a ``{name: weight}``
         dict); each image's class is then drawn at random.  ``None`` gives
         balanced classes: images ``m*k`` to ``m*k + k - 1`` hold each of the
         ``k`` classes once, in a random order.
-    render_size
+    render_size : int, optional
         Side of the internal canvas before area downsampling (>= ``size``);
         by default 2 times ``size`` (at least 56 pixels).
 

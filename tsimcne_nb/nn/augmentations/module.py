@@ -303,7 +303,7 @@ class Augmentation(torch.nn.Module):
         H = self.size if height is None else int(height)
         W = self.size if width is None else int(width)
         dev = generator.device if generator is not None else torch.device("cpu")
-        f64 = dict(dtype=torch.float64, device=dev)
+        f64: dict[str, Any] = {"dtype": torch.float64, "device": dev}
 
         def rand(*shape: int) -> torch.Tensor:
             return torch.rand(*shape, generator=generator, **f64)
@@ -390,6 +390,15 @@ class Augmentation(torch.nn.Module):
         compose as sampling maps in the same left-to-right order.  The crop and
         the rotation (before the crop) are expressed in centred input pixels so
         that a rotation stays a rotation on non-square images.
+
+        Parameters
+        ----------
+        params : dict of str to torch.Tensor
+            The draws of :meth:`sample_params`.
+        height : int, optional
+            Image height (default ``size``).
+        width : int, optional
+            Image width (default ``size``).
         """
         H, W = int(height), int(width)
         box = params["crop_box"].to(torch.float64)
@@ -471,13 +480,21 @@ class Augmentation(torch.nn.Module):
         """
         x = self._to_float_nchw(images)
         params = self.sample_params(x.shape[0], generator, x.shape[2], x.shape[3])
-        return self._apply(x, params)
+        return self._apply_params(x, params)
 
-    def apply(self, images: Any, params: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Augment with given parameters (from :meth:`sample_params`, possibly edited)."""
-        return self._apply(self._to_float_nchw(images), params)
+    def apply(self, images: Any, params: dict[str, torch.Tensor]) -> torch.Tensor:  # type: ignore[override]  # not nn.Module.apply(fn): the augmentation API predates the check
+        """Augment with given parameters (from :meth:`sample_params`, possibly edited).
 
-    def _apply(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
+        Parameters
+        ----------
+        images : torch.Tensor or array-like
+            uint8 ``(B, H, W, 3)`` or float ``(B, 3, H, W)`` images.
+        params : dict of str to torch.Tensor
+            The draws of :meth:`sample_params` (one row per image).
+        """
+        return self._apply_params(self._to_float_nchw(images), params)
+
+    def _apply_params(self, x: torch.Tensor, params: dict[str, torch.Tensor]) -> torch.Tensor:
         B = x.shape[0]
         if params["crop_box"].shape[0] != B:
             raise DataError(

@@ -48,6 +48,15 @@ def affine_grid(theta: torch.Tensor, height: int, width: int) -> torch.Tensor:
     torch's version first materialises a (B, H, W, 3) base grid (most of the
     geometric cost on the CPU); one (H*W, 3) x (3, 2B) matrix product gives the same
     grid.
+
+    Parameters
+    ----------
+    theta : torch.Tensor
+        ``(B, 2, 3)`` affine matrices (output -> input, normalised coordinates).
+    height : int
+        Output height.
+    width : int
+        Output width.
     """
     B = theta.shape[0]
     dt, dev = theta.dtype, theta.device

@@ -40,7 +40,7 @@ def make_augmentation(
         Output size in pixels (normally the image size).
     fill : sequence of 3 floats in [0, 255], optional
         Corner colour for rotations, normally ``dataset.border_color()``.
-    **overrides
+    **overrides : dict
         Any :class:`Augmentation` parameter, e.g. the paper's Table 4 ablations
         ``crop=False``, ``jitter_p=0``, ``grayscale_p=0``.
 
@@ -78,8 +78,17 @@ def two_views(
 
     Both views come from one call (one grid_sample over the duplicated batch),
     so view ``i`` and view ``B + i`` are the positive pair of image ``i``.
+
+    Parameters
+    ----------
+    aug : Augmentation
+        The augmentation.
+    images : torch.Tensor
+        A batch of images.
+    generator : torch.Generator, optional
+        Source of the random draws.
     """
     x = Augmentation._to_float_nchw(images)
     x2 = torch.cat([x, x], dim=0)
     params = aug.sample_params(x2.shape[0], generator, x.shape[2], x.shape[3])
-    return aug._apply(x2, params)
+    return aug._apply_params(x2, params)

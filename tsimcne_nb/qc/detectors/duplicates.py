@@ -86,16 +86,20 @@ def near_duplicate_groups(
 
     Parameters
     ----------
-    features
+    auto_factor : float
+        With ``threshold='auto'``: this fraction of the typical nearest-neighbour distance.
+    random_state : int, optional
+        Seed of the subsample that estimates the typical distance.
+    features : array-like
         (N, F) features, e.g. the backbone's (:meth:`TSimCNE.features`).
-    threshold
+    threshold : float, optional
         Distance below which two images count as near-duplicates.  None: ``auto_factor``
         times the dataset's median nearest-neighbour distance.  Look at example pairs
         at several thresholds with :func:`duplicate_pairs_at_thresholds` and
         :func:`pairs_figure` to choose one.
-    metric
+    metric : str
         ``'cosine'`` (1 - cosine similarity) or ``'euclidean'``.
-    min_size
+    min_size : int
         Smallest group reported.
 
     Returns
@@ -147,14 +151,16 @@ def duplicate_pairs_at_thresholds(
 
     Parameters
     ----------
-    features
+    random_state : int, optional
+        Seed of the pairs shown.
+    features : array-like
         (N, F) features.
-    thresholds
+    thresholds : Sequence[float], optional
         Increasing distances; None: (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0) times the
         median nearest-neighbour distance.
-    metric
+    metric : str
         ``'cosine'`` or ``'euclidean'``.
-    examples
+    examples : int
         Random example pairs kept per threshold, drawn from the pairs that threshold
         adds to the previous one (the pairs a user must judge to accept it).
 
@@ -203,6 +209,15 @@ def pairs_figure(dataset: ImageDataset, pairs_df: pd.DataFrame, per_threshold: i
 
     Each pair is shown as two thumbnails side by side, titled with its distance; a row
     with too few new pairs stays partly empty.  Returns a matplotlib Figure.
+
+    Parameters
+    ----------
+    dataset : ImageDataset
+        The images.
+    pairs_df : pandas.DataFrame
+        :func:`duplicate_pairs_at_thresholds`.
+    per_threshold : int
+        Pairs shown per threshold.
     """
     import matplotlib.pyplot as plt
 
@@ -235,6 +250,11 @@ def pairs_figure(dataset: ImageDataset, pairs_df: pd.DataFrame, per_threshold: i
 
 def exact_duplicates(dataset: ImageDataset) -> pd.DataFrame:
     """Groups of byte-identical images (BLAKE2b hash of each image's pixels).
+
+    Parameters
+    ----------
+    dataset : ImageDataset or array-like
+        The images.
 
     Returns
     -------

@@ -43,6 +43,19 @@ def feature_confirmation(
     few stray members from hiding a core of copies.  Used to tell 'duplicate' from
     'artefact' when tags are suggested; see :func:`feature_closure` for whether the
     group stands apart from the rest of the data.
+
+    Parameters
+    ----------
+    features : array-like
+        (N, d) features.
+    groups : list of array-like
+        Groups of image indices.
+    metric : str
+        ``"cosine"`` or ``"euclidean"``.
+    typical : float, optional
+        The typical nearest-neighbour distance (estimated when None).
+    random_state : int, optional
+        Seed of the estimate.
     """
     metric = _check_metric(metric)
     x = _prepare(check_features(features), metric)
@@ -120,15 +133,17 @@ def feature_closure(
 
     Parameters
     ----------
-    features
+    random_state : int, optional
+        Seed of the subsample of ordinary neighbourhoods.
+    features : array-like
         (N, F) features.
-    groups
+    groups : Iterable[Sequence[int]]
         Member indices of each group.
-    k, metric
+    k, metric : int
         Neighbour graph: ``k`` neighbours by ``'cosine'`` or ``'euclidean'`` distance.
-    samples
+    samples : int
         Ordinary groups drawn per size for the reference.
-    knn
+    knn : numpy.ndarray, optional
         Precomputed (N, k) neighbour indices (from a previous call), to save the search.
 
     Returns
@@ -176,16 +191,16 @@ def find_feature_clusters(
 
     Parameters
     ----------
-    features
+    features : array-like
         (N, F) backbone features (:meth:`TSimCNE.features`).
-    k
+    k : int
         Neighbours per image in the graph.
-    min_size, max_size
+    min_size, max_size : int
         Group sizes considered; ``max_size`` defaults to ``max(100, 5% of N)`` so that
         whole classes are not reported.
-    min_score, max_overlap, metric, random_state
+    min_score, max_overlap, metric, random_state : float
         See above and :func:`feature_closure`.
-    knn
+    knn : numpy.ndarray, optional
         Precomputed (N, k) neighbour indices of these features (shared with
         :func:`find_tight_clusters` in :func:`qc_report`, so the search runs once).
 

@@ -30,6 +30,17 @@ def property_outliers(
     ``score`` = sum over the group's properties of ``log(median |z| of the members)``
     (at least ``log(z_threshold)`` per property); ``property`` names them, e.g. ``'high
     near_black + high sharpness'``.
+
+    Parameters
+    ----------
+    properties : pandas.DataFrame
+        :func:`~tsimcne_nb.qc.properties.image_properties`.
+    z_threshold : float
+        Robust z-score above which an image is an outlier.
+    min_size : int
+        Smallest group reported.
+    max_overlap : float
+        Groups overlapping more (Jaccard) are merged.
     """
     if z_threshold <= 0:
         raise ConfigError(f"z_threshold must be > 0; got {z_threshold!r}.")

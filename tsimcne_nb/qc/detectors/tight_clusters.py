@@ -57,23 +57,23 @@ def find_tight_clusters(
 
     Parameters
     ----------
-    embedding
+    embedding : array-like
         (N, 2) map.
-    features
+    features : array-like
         Optional (N, F) backbone features: adds ``feature_closure`` and
         ``feature_confirmation`` (see :func:`feature_closure`,
         :func:`feature_confirmation`) and makes the score need both.
-    min_size, max_size
+    min_size, max_size : int
         Group sizes considered; ``max_size`` defaults to ``max(100, 5% of N)`` so that
         whole classes are not reported.
-    eps_quantiles, min_llr, max_overlap
+    eps_quantiles, min_llr, max_overlap : Sequence[float]
         See above.
-    metric
+    metric : str
         Feature distance for the confirmation.
-    knn
+    knn : numpy.ndarray, optional
         Precomputed (N, k) feature-neighbour indices for :func:`feature_closure`
         (computed with k = 10 when None).
-    random_state
+    random_state : int, optional
         Seed for the sampling in the feature confirmation.
 
     Returns
