@@ -19,9 +19,9 @@ from tsimcne_nb.widgets.explorer import (  # noqa: E402
     NEW_CATEGORY,
     PREVIEW_KEY,
     Explorer,
-    LinkedExplorer,
 )
 from tsimcne_nb.widgets.gallery import AugmentationGallery  # noqa: E402
+from tsimcne_nb.widgets.linked import LinkedExplorer  # noqa: E402
 from tsimcne_nb.widgets.thumbnails import ThumbnailCache, png_data_uri  # noqa: E402
 
 

@@ -17,161 +17,25 @@ import pathlib
 from collections.abc import Sequence
 from typing import Any
 
-import anywidget
 import numpy as np
 import pandas as pd
-import traitlets
 
 from tsimcne_nb._io import atomic_write_bytes, check_can_write
 from tsimcne_nb.datasets.core import ImageDataset, as_dataset, validate_images
 from tsimcne_nb.errors import ConfigError, DataError
-from tsimcne_nb.viz.palette import UNTAGGED_COLOR, category_colors, category_hex
+from tsimcne_nb.viz.palette import UNTAGGED_COLOR, category_hex
+from tsimcne_nb.viz.raster import UNTAGGED, render_map_png
 from tsimcne_nb.widgets._display import StaticFallbackDisplay
-from tsimcne_nb.widgets.thumbnails import ThumbnailCache
+from tsimcne_nb.widgets._validate import _validate_embedding, _validate_indices
+from tsimcne_nb.widgets.thumbnail_panel import ThumbnailPanel
+from tsimcne_nb.widgets.thumbnails import ThumbnailCache, answer_tooltip
 
 #: name of the (virtual) tooltip preview column: answered by encoding on hover
 PREVIEW_KEY = "__tsimcne_thumbnail__"
 #: category given to points added with :meth:`Explorer.add_points`
 NEW_CATEGORY = "new"
-UNTAGGED = "untagged"
 
 _SAMPLE_MODES = ("page", "sample")
-
-
-class ThumbnailPanel(anywidget.AnyWidget):
-    """The grid of selected images (front-end in ``explorer.js``).
-
-    All state lives here in Python; the browser receives only the current page
-    (``items``: dicts with ``index``, ``label``, ``tags`` and ``src``, a PNG data URI).
-    """
-
-    _esm = pathlib.Path(__file__).parent / "explorer.js"
-
-    items = traitlets.List(traitlets.Dict()).tag(sync=True)
-    n_selected = traitlets.Int(0).tag(sync=True)
-    page = traitlets.Int(0).tag(sync=True)
-    n_pages = traitlets.Int(0).tag(sync=True)
-    page_size = traitlets.Int(100).tag(sync=True)
-    mode = traitlets.Unicode("page").tag(sync=True)
-    resample = traitlets.Int(0).tag(sync=True)
-    focused = traitlets.Int(-1).tag(sync=True)
-    thumbnail_size = traitlets.Int(56).tag(sync=True)
-    height = traitlets.Int(500).tag(sync=True)
-    message = traitlets.Unicode("").tag(sync=True)
-
-
-def _validate_embedding(
-    embedding: Any, n: int | None = None, name: str = "embedding"
-) -> np.ndarray:
-    emb = np.asarray(embedding)
-    if emb.ndim != 2 or emb.shape[1] != 2:
-        raise DataError(
-            f"{name} must have shape (N, 2) (one 2-D point per image); got shape {emb.shape}."
-        )
-    if not np.issubdtype(emb.dtype, np.number):
-        raise DataError(f"{name} must be numeric; got dtype {emb.dtype}.")
-    emb = emb.astype(np.float32)
-    if not np.all(np.isfinite(emb)):
-        raise DataError(
-            f"{name} contains NaN or infinite coordinates ({int((~np.isfinite(emb)).any(1).sum())} "
-            "points); remove those points or recompute the embedding."
-        )
-    if n is not None and len(emb) != n:
-        raise DataError(
-            f"{name} has {len(emb)} points but the dataset has {n} images; pass one point per image "
-            "in the dataset's order."
-        )
-    return emb
-
-
-def _validate_indices(indices: Any, n: int) -> np.ndarray:
-    idx = np.asarray(indices if indices is not None else [])
-    if idx.dtype == np.bool_:
-        if idx.shape != (n,):
-            raise DataError(f"a boolean mask must have shape ({n},); got {idx.shape}.")
-        return np.flatnonzero(idx).astype(np.int64)
-    if idx.size == 0:
-        return np.empty(0, dtype=np.int64)
-    if not np.issubdtype(idx.dtype, np.integer):
-        raise DataError(
-            f"indices must be integer positions (or a boolean mask); got dtype {idx.dtype}."
-        )
-    idx = idx.reshape(-1).astype(np.int64)
-    if idx.min() < 0 or idx.max() >= n:
-        raise DataError(
-            f"indices must lie in [0, {n - 1}] (positions in the map); got values in "
-            f"[{idx.min()}, {idx.max()}]."
-        )
-    return np.unique(idx)
-
-
-def render_map_png(
-    xy: np.ndarray,
-    values: pd.Series | np.ndarray | None = None,
-    size: int = 480,
-    title: str = "",
-) -> bytes:
-    """PNG of a 2-D map, rasterised with numpy (fast for a million points).
-
-    Categorical ``values`` are coloured with the explorer's palette and listed in
-    a legend; numeric ones with viridis.  Used as the static fallback wherever no
-    widget front-end runs (nbconvert, static HTML).
-    """
-    from PIL import Image, ImageDraw
-
-    xy = np.asarray(xy, dtype=np.float64)
-    pad = 12
-    legend_w = 0
-    rgb = np.full((len(xy), 3), 0.2)
-    legend: list[tuple[str, tuple[float, float, float]]] = []
-    if values is not None:
-        ser = pd.Series(values)
-        if isinstance(ser.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(ser):
-            cat = pd.Categorical(ser)
-            pal = np.asarray(category_colors(max(len(cat.categories), 1)))
-            names = [str(c) for c in cat.categories]
-            if UNTAGGED in names:  # tag view: tags in colour, the rest light grey
-                tagged = [c for c in names if c != UNTAGGED]
-                tp = category_colors(max(len(tagged), 1))
-                pal = np.asarray(
-                    [(0.82, 0.82, 0.82) if c == UNTAGGED else tp[tagged.index(c)] for c in names]
-                )
-            codes = cat.codes
-            rgb = np.where(codes[:, None] >= 0, pal[np.maximum(codes, 0)], 0.5)
-            legend = [(str(c), tuple(pal[i])) for i, c in enumerate(cat.categories)][:20]
-            legend_w = 140 if legend else 0
-        else:
-            from matplotlib import colormaps
-
-            v = ser.to_numpy(dtype=np.float64)
-            lo, hi = np.nanmin(v), np.nanmax(v)
-            rgb = colormaps["viridis"]((v - lo) / (hi - lo if hi > lo else 1.0))[:, :3]
-    canvas = np.full((size, size + legend_w, 3), 255, dtype=np.uint8)
-    if len(xy):
-        lo = xy.min(axis=0)
-        span = np.maximum(xy.max(axis=0) - lo, 1e-12)
-        scale = (size - 2 * pad - 1) / span.max()
-        px = ((xy - lo) * scale + pad + (size - 2 * pad - span * scale) / 2).astype(np.int64)
-        cols = (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
-        # 2x2 dots so that sparse maps are visible; later points are drawn on top
-        for dx in (0, 1):
-            for dy in (0, 1):
-                canvas[
-                    np.clip(size - 1 - px[:, 1] - dy, 0, size - 1),
-                    np.clip(px[:, 0] + dx, 0, size - 1),
-                ] = cols
-    img = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(img)
-    if title:
-        draw.text((pad, 2), title, fill=(0, 0, 0))
-    for i, (name, col) in enumerate(legend):
-        y = pad + 14 * i
-        c = tuple(int(255 * v) for v in col)
-        draw.rectangle([size + 4, y + 2, size + 12, y + 10], fill=c)
-        draw.text((size + 16, y), name[:18], fill=(0, 0, 0))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
 
 
 class Explorer(StaticFallbackDisplay):
@@ -397,27 +261,7 @@ class Explorer(StaticFallbackDisplay):
         return sc
 
     def _handle_tooltip(self, event: dict) -> None:
-        from jscatter.widget import get_record
-
-        index = int(event["index"])
-        widget = self._scatter.widget
-        record = get_record(widget.data, index)
-        preview = event.get("preview")
-        if preview == PREVIEW_KEY:
-            preview_value = self._cache.get(index)
-        elif preview is not None:
-            preview_value = record[preview]
-        else:
-            preview_value = None
-        props = [p for p in event.get("properties", []) if p in record.index]
-        widget.send(
-            {
-                "type": event["type"],
-                "index": index,
-                "preview": preview_value,
-                "properties": record[props].to_dict(),
-            }
-        )
+        answer_tooltip(self._scatter.widget, self._cache, event, PREVIEW_KEY)
 
     # ----------------------------------------------------------- selection
     def _on_selection(self, change: dict) -> None:
@@ -741,145 +585,3 @@ class Explorer(StaticFallbackDisplay):
             f"Explorer(n_points={self.n_points}, selected={len(self._selected)}, "
             f"tags={list(self._tags)})"
         )
-
-
-class LinkedExplorer(StaticFallbackDisplay):
-    """Several maps of the same images side by side, with synced selection and hover.
-
-    Parameters
-    ----------
-    embeddings
-        A list of ``(N, 2)`` embeddings of the same ``N`` images (e.g. t-SimCNE and
-        t-SNE of pixels).
-    dataset
-        The images, as for :class:`Explorer`.
-    titles
-        One title per map.
-    **kwargs
-        Passed to each :class:`Explorer` (``color_by``, ``height``, ...).
-    """
-
-    def __init__(
-        self,
-        embeddings: Sequence[Any],
-        dataset: ImageDataset | np.ndarray,
-        titles: Sequence[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.embeddings = embeddings
-        self.dataset = dataset
-        self.titles = titles
-        self.kwargs = kwargs
-        if len(embeddings) < 2:
-            raise ConfigError(
-                f"LinkedExplorer needs at least two embeddings; got {len(embeddings)}."
-            )
-        if titles is not None and len(titles) != len(embeddings):
-            raise ConfigError(
-                f"got {len(titles)} titles for {len(embeddings)} embeddings; pass one title per map."
-            )
-        if "show_panel" in kwargs or "thumbnail_cache" in kwargs:
-            raise ConfigError("show_panel/thumbnail_cache are set by LinkedExplorer itself.")
-        first = Explorer(embeddings[0], dataset, title=titles[0] if titles else "", **kwargs)
-        self.explorers = [first]
-        for i, emb in enumerate(embeddings[1:], start=1):
-            ex = Explorer(
-                emb,
-                first._dataset,
-                title=titles[i] if titles else "",
-                thumbnail_cache=first.cache,
-                show_panel=False,
-                **kwargs,
-            )
-            ex._tags = first._tags  # one tag set for all maps of the same images
-            self.explorers.append(ex)
-        self._syncing = False
-        for ex in self.explorers:
-            ex.scatter.widget.observe(self._make_sync(ex, "selection"), names=["selection"])
-            ex.scatter.widget.observe(self._make_sync(ex, "hovering"), names=["hovering"])
-        self._widget: Any = None
-
-    def _make_sync(self, source: Explorer, name: str):
-        def handler(change: dict) -> None:
-            if self._syncing:
-                return
-            self._syncing = True
-            try:
-                for ex in self.explorers:
-                    if ex is source:
-                        continue
-                    new = change["new"]
-                    if name == "selection":
-                        ex.scatter.widget.selection = (
-                            np.empty(0, np.uint32) if new is None else np.asarray(new, np.uint32)
-                        )
-                    else:
-                        ex.scatter.widget.hovering = -1 if new is None else new
-            finally:
-                self._syncing = False
-
-        return handler
-
-    @property
-    def selected(self) -> np.ndarray:
-        return self.explorers[0].selected
-
-    def select(self, indices: Any) -> LinkedExplorer:
-        self.explorers[0].select(indices)
-        return self
-
-    def selection_frame(self) -> pd.DataFrame:
-        """As :meth:`Explorer.selection_frame`, plus ``x{i}``/``y{i}`` of every map."""
-        frame = self.explorers[0].selection_frame()
-        for i, ex in enumerate(self.explorers):
-            frame[f"x{i}"] = ex._xy[frame["index"].to_numpy(), 0]
-            frame[f"y{i}"] = ex._xy[frame["index"].to_numpy(), 1]
-        return frame
-
-    def tag(self, name: str, indices: Any = None) -> np.ndarray:
-        out = self.explorers[0].tag(name, indices)
-        for ex in self.explorers[1:]:
-            ex._refresh_tags()
-        return out
-
-    def show_tags(self) -> LinkedExplorer:
-        for ex in self.explorers:
-            ex.show_tags()
-        return self
-
-    def export(self, path: str | pathlib.Path, what: str = "tags", overwrite: bool = False):
-        return self.explorers[0].export(path, what=what, overwrite=overwrite)
-
-    @property
-    def panel(self) -> ThumbnailPanel:
-        return self.explorers[0].panel
-
-    @property
-    def widget(self):
-        """Maps side by side (each with its title) above the shared thumbnail panel."""
-        if self._widget is None:
-            import ipywidgets as w
-
-            maps = []
-            for ex in self.explorers:
-                parts = [w.HTML(f"<b>{ex.title}</b>")] if ex.title else []
-                maps.append(w.VBox([*parts, ex.scatter.show()], layout=w.Layout(flex="1 1 0%")))
-            self.panel.layout.width = "100%"
-            self._widget = w.VBox([w.HBox(maps, layout=w.Layout(width="100%")), self.panel])
-        return self._widget
-
-    def static_png(self, size: int = 360) -> bytes:
-        from PIL import Image
-
-        pngs = [Image.open(io.BytesIO(ex.static_png(size))) for ex in self.explorers]
-        out = Image.new("RGB", (sum(p.width for p in pngs), max(p.height for p in pngs)), "white")
-        x = 0
-        for p in pngs:
-            out.paste(p, (x, 0))
-            x += p.width
-        buf = io.BytesIO()
-        out.save(buf, format="PNG")
-        return buf.getvalue()
-
-    def __repr__(self) -> str:
-        return f"LinkedExplorer(maps={len(self.explorers)}, selected={len(self.selected)})"
