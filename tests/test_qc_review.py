@@ -82,7 +82,7 @@ def test_widget_picker_and_buttons_drive_the_review(report):
     np.testing.assert_array_equal(review.explorer.selected, _members(report, 2))
     buttons[qc.TAGS.index("artefact")].click()
     assert (report.tags.loc[_members(report, 2), "tag"] == "artefact").all()
-    assert f"tags now: artefact {len(_members(report, 2))}" in w.children[1].value
+    assert f"tagged: artefact {len(_members(report, 2))}" in w.children[1].value
     review.show_group(1)  # Python -> picker
     assert picker.value == 1
     bundle = review._repr_mimebundle_()
@@ -108,9 +108,12 @@ def test_review_input_errors(report):
 def test_colour_layers(report):
     bright = QCReview(report, color_by="brightness")
     assert not bright.explorer._showing_tags()
-    kind, values = bright.explorer._color_column
-    assert kind == "values"
-    np.testing.assert_array_equal(values, report.properties["brightness"].to_numpy())
+    assert bright.explorer.color_by == "brightness"
+    np.testing.assert_allclose(
+        bright.explorer.scatter.widget.data["color"], report.properties["brightness"].to_numpy()
+    )
+    # every image property is a colour layer and a search column
+    assert set(report.properties.columns) <= set(bright.explorer.color_options)
     assert QCReview(report).explorer._showing_tags()  # default: coloured by suggested tag
     by_label = QCReview(report, color_by="label")
     assert not by_label.explorer._showing_tags()

@@ -65,34 +65,21 @@ class LinkedExplorer(StaticFallbackDisplay):
                 show_panel=False,
                 **kwargs,
             )
-            ex._tags = first._tags  # one tag set for all maps of the same images
+            # one tag set (and its provenance) for all maps of the same images
+            ex._tags = first._tags
+            ex._tag_info = first._tag_info
+            first._tag_listeners.append(ex._refresh_tags)
             self.explorers.append(ex)
-        self._syncing = False
-        for ex in self.explorers:
-            ex.scatter.widget.observe(self._make_sync(ex, "selection"), names=["selection"])
-            ex.scatter.widget.observe(self._make_sync(ex, "hovering"), names=["hovering"])
+        import jscatter
+
+        # jupyter-scatter's own linking: selection and hover follow across the maps
+        self._grid = jscatter.compose(
+            [(ex.scatter, ex.title or "&nbsp;") for ex in self.explorers],
+            sync_selection=True,
+            sync_hover=True,
+            row_height=int(kwargs.get("height", 500)) + 30,
+        )
         self._widget: Any = None
-
-    def _make_sync(self, source: Explorer, name: str):
-        def handler(change: dict) -> None:
-            if self._syncing:
-                return
-            self._syncing = True
-            try:
-                for ex in self.explorers:
-                    if ex is source:
-                        continue
-                    new = change["new"]
-                    if name == "selection":
-                        ex.scatter.widget.selection = (
-                            np.empty(0, np.uint32) if new is None else np.asarray(new, np.uint32)
-                        )
-                    else:
-                        ex.scatter.widget.hovering = -1 if new is None else new
-            finally:
-                self._syncing = False
-
-        return handler
 
     @property
     def selected(self) -> np.ndarray:
@@ -110,11 +97,13 @@ class LinkedExplorer(StaticFallbackDisplay):
             frame[f"y{i}"] = ex._xy[frame["index"].to_numpy(), 1]
         return frame
 
-    def tag(self, name: str, indices: Any = None) -> np.ndarray:
-        out = self.explorers[0].tag(name, indices)
-        for ex in self.explorers[1:]:
-            ex._refresh_tags()
-        return out
+    def tag(self, indices: Any, name: Any = None, **kwargs: Any) -> np.ndarray:
+        """Tag points on every map (as :meth:`Explorer.tag`; one tag set for all maps)."""
+        return self.explorers[0].tag(indices, name, **kwargs)
+
+    def tag_selection(self, name: str, why: str = "") -> np.ndarray:
+        """Tag the current selection (as :meth:`Explorer.tag_selection`)."""
+        return self.explorers[0].tag_selection(name, why=why)
 
     def show_tags(self) -> LinkedExplorer:
         for ex in self.explorers:
@@ -130,16 +119,14 @@ class LinkedExplorer(StaticFallbackDisplay):
 
     @property
     def widget(self):
-        """Maps side by side (each with its title) above the shared thumbnail panel."""
+        """Toolbar, the maps side by side (each with its title), and the shared thumbnail panel."""
         if self._widget is None:
             import ipywidgets as w
 
-            maps = []
-            for ex in self.explorers:
-                parts = [w.HTML(f"<b>{ex.title}</b>")] if ex.title else []
-                maps.append(w.VBox([*parts, ex.scatter.show()], layout=w.Layout(flex="1 1 0%")))
             self.panel.layout.width = "100%"
-            self._widget = w.VBox([w.HBox(maps, layout=w.Layout(width="100%")), self.panel])
+            first = self.explorers[0]
+            self._widget = w.VBox([first.toolbar, self._grid, self.panel, *first._extra_panels])
+            self._widget.add_class("tsimcne-explorer")
         return self._widget
 
     def static_png(self, size: int = 360) -> bytes:

@@ -28,4 +28,8 @@ class ThumbnailPanel(anywidget.AnyWidget):
     thumbnail_size = traitlets.Int(56).tag(sync=True)
     height = traitlets.Int(500).tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
+    #: shown before anything is selected: how to select (the real gesture)
+    hint = traitlets.Unicode("").tag(sync=True)
+    #: "index" (dataset order) or "distance" (nearest to the selection's centre first)
+    order = traitlets.Unicode("index").tag(sync=True)
 
