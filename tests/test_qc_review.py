@@ -8,7 +8,7 @@ import pytest
 
 from tsimcne_nb import qc
 from tsimcne_nb.datasets.core import ImageDataset
-from tsimcne_nb.errors import ConfigError
+from tsimcne_nb.errors import ConfigError, DataError
 
 pytest.importorskip("jscatter")
 
@@ -119,3 +119,47 @@ def test_colour_layers(report):
     assert not by_label.explorer._showing_tags()
     with pytest.raises(ConfigError, match="color_by"):
         QCReview(report, color_by="no such column")
+
+
+def test_review_opens_a_qc_command_folder(report, tmp_path):
+    """Issue 14 fix 6: what `tsimcne-nb qc` writes opens in QCReview (with the images)."""
+    out = tmp_path / "qc"
+    qc.qc_to_directory(report.dataset, out, map_method="tsne-pixels", num_threads=1, progress=False)
+    review = QCReview.from_folder(out, report.dataset, height=300)
+    rep = review.report
+    written = pd.read_csv(out / "report.csv")
+    assert list(rep.groups["rank"]) == list(written["rank"]) and len(rep.groups)
+    assert list(rep.groups.loc[0, "members"]) == [int(v) for v in written.loc[0, "members"].split()]
+    props = pd.read_parquet(out / "properties.parquet")
+    np.testing.assert_allclose(rep.embedding, props[["x", "y"]].to_numpy())
+    excl = pd.read_csv(out / "exclusion_list.csv")
+    assert sorted(rep.exclusion_list()["index"]) == sorted(excl["index"])
+    # suggestions arrive in the explorer marked as suggestions, not as decisions
+    prov = review.explorer.tag_frame()
+    assert len(prov) == len(excl) and set(prov["origin"]) <= {"suggested"}
+    with pytest.raises(DataError, match="dataset that was checked"):
+        QCReview.from_folder(out, report.dataset.images[:10])
+    with pytest.raises(FileNotFoundError, match="not a `tsimcne-nb qc` output folder"):
+        QCReview.from_folder(tmp_path, report.dataset)
+
+
+def test_status_reports_only_touched_tags(report):
+    """Issue 14 fix 6: an untouched group is not reported as 'keep 22'."""
+    report.tags["tag"] = "keep"
+    report.tags["reason"] = ""  # nobody touched anything, no suggestions
+    review = QCReview(report)
+    g = review._groups.iloc[0]
+    assert "not tagged yet" in review._describe(g) and "keep" not in review._describe(g)
+    review.tag_group("keep")
+    assert f"tagged: keep {g['size']}" in review._describe(g)
+
+
+def test_review_file_roundtrip_into_a_new_review(report, tmp_path):
+    review = QCReview(report)
+    members = review.tag_group("artefact", rank=2)
+    path = review.save_review(tmp_path / "qc.review.parquet")
+    fresh_report = qc.qc_report(report.dataset, report.embedding, min_evidence=1.0)
+    fresh = QCReview(fresh_report).load_review(path)
+    assert len(fresh)
+    assert (fresh_report.tags.loc[members, "tag"] == "artefact").all()
+    assert fresh_report._manual(members).all()  # hand-set: later suggestions keep off
