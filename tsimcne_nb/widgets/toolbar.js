@@ -119,7 +119,7 @@ function render({ model, el: host }) {
     () => send({ type: "zoom" }));
   const clear = button("clear", "clear the selection (key Escape)", "tsimcne-clear",
     () => send({ type: "clear" }));
-  const full = button("\u26f6 full screen", "map, thumbnails and panels full screen",
+  const full = button("full screen", "map, thumbnails and panels full screen",
     "tsimcne-fullscreen", () => toggleFullscreen());
   const status = el("span", "tsimcne-status");
   row2.append(query, find, matches, exportPath, exportTags, exportSel, zoom, clear, full, status);
@@ -153,6 +153,12 @@ function render({ model, el: host }) {
       toggleFullscreen();
     }
   };
+  // Shift+drag draws a lasso on the map; JupyterLab's notebook would take a Shift+mousedown
+  // as "extend the cell selection" and swallow the drag's mouse moves. The map has seen
+  // the event by the time it bubbles here: keep it from the notebook.
+  const onShiftDown = (e) => {
+    if (e.shiftKey && e.target && e.target.tagName === "CANVAS") e.stopPropagation();
+  };
   const onEnter = () => { pointerInside = true; };
   const onLeave = () => { pointerInside = false; };
   function hook() {
@@ -160,6 +166,7 @@ function render({ model, el: host }) {
     if (c === hooked || c === root) return;
     if (hooked) unhook();
     c.addEventListener("click", onCaptureClick, true);
+    c.addEventListener("mousedown", onShiftDown);
     c.addEventListener("pointerenter", onEnter);
     c.addEventListener("pointerleave", onLeave);
     c.setAttribute("data-lm-suppress-shortcuts", "true");
@@ -168,6 +175,7 @@ function render({ model, el: host }) {
   function unhook() {
     if (!hooked) return;
     hooked.removeEventListener("click", onCaptureClick, true);
+    hooked.removeEventListener("mousedown", onShiftDown);
     hooked.removeEventListener("pointerenter", onEnter);
     hooked.removeEventListener("pointerleave", onLeave);
     hooked = null;
