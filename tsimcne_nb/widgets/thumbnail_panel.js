@@ -67,6 +67,12 @@ function render({ model, el }) {
   pageField.title = "go to page";
   pageField.style.width = "4em";
   pageField.addEventListener("change", () => setPage(Number(pageField.value) - 1));
+  pageField.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") {
+      e.preventDefault();
+      setPage(Number(pageField.value) - 1);
+    }
+  });
   const order = document.createElement("select");
   order.className = "tsimcne-order";
   order.title = "order of the thumbnails";
