@@ -56,7 +56,7 @@ rng = np.random.default_rng(0)
 n_total = N_TOTAL
 sizes = [n_total - 1101, 100, 1000, 1]
 labels = np.repeat(np.arange(4), sizes)
-centers = np.array([[0.0, 0.0], [30.0, 0.0], [15.0, 26.0], [34.0, 26.0]])
+centers = np.array([[0.0, 10.0], [30.0, 1.0], [30.0, 13.0], [40.0, 7.0]])  # inside the blob's extent
 spread = np.array([4.0, 1.0, 1.5, 0.0])[labels][:, None]
 xy = (rng.normal(size=(n_total, 2)) * spread + centers[labels]).astype("float32")
 images = rng.integers(0, 256, (n_total, 16, 16, 3), dtype=np.uint8)  # 768 MB at 1M
@@ -171,6 +171,8 @@ def interaction_latency(browser, lab, n_total: int, reps: int) -> dict[str, list
         nb.run("ex.scatter.mouse('lasso')")
         for name, n in (("c100", 100), ("c1000", 1000)):
             x0, y0, x1, y1 = _box(_near(px, COLOURS[name]))
+            h, w = px.shape[:2]  # press and release on the canvas, not beside it
+            x0, y0, x1, y1 = max(x0, 2), max(y0, 2), min(x1, w - 3), min(y1, h - 3)
             times = []
             for _ in range(reps):
                 nb.run("ex.select(None); ex.cache.clear()")  # cold: every thumbnail encoded anew
@@ -182,7 +184,12 @@ def interaction_latency(browser, lab, n_total: int, reps: int) -> dict[str, list
                 page.mouse.move(ox + x1, oy + y1, steps=10)
                 page.wait_for_timeout(80)
                 page.mouse.up()
-                page.wait_for_function(VISIBLE_JS, arg=n, polling="raf", timeout=120_000)
+                try:
+                    page.wait_for_function(VISIBLE_JS, arg=n, polling="raf", timeout=60_000)
+                except Exception:
+                    page.screenshot(path=f"/tmp/latency-lasso-{n_total}-{n}.png")
+                    sel = nb.run("print(len(ex.selected))").strip()
+                    raise RuntimeError(f"lasso of {n} points: {sel} selected") from None
                 sel = nb.run("print(len(ex.selected))").strip()
                 if sel != str(n):
                     raise RuntimeError(f"selected {sel} points, expected {n}")

@@ -52,7 +52,7 @@ def test_qc_review_picker_buttons_and_cards(chromium_browser, lab):
         page.locator(f"{REVIEW} button", has_text="tag group: keep").click()
         page.wait_for_function(
             f"() => document.querySelector('{REVIEW} .widget-html-content').innerText"
-            f".includes('tags now: keep {sizes[0]}')"
+            f".includes('tagged: keep {sizes[0]}')"
         )
         first = nb.run_json("sorted(set(report.tags.loc[report.groups.loc[0, 'members'], 'tag']))")
         assert first == ["keep"]

@@ -23,9 +23,10 @@ STRIP_SIZE = 16
 
 
 def _title(explorer: Any) -> str:
-    title = explorer.title or ""
-    if explorer._dataset.synthetic:
-        title = (title + " (synthetic data)").strip()
+    ds = explorer._dataset
+    title = explorer.title or ds.title
+    if ds.synthetic and "synthetic" not in title.lower():
+        title = f"{title} (synthetic data)"
     return title
 
 
