@@ -64,6 +64,7 @@ ds = ImageDataset(images, labels, ["blob", "c100", "c1000", "probe"], name="synt
                   synthetic=True)
 ex = Explorer(xy, ds, page_size=100, height=420)
 ex.scatter.size(4)
+ex.scatter.opacity(1.0)  # not density-scaled: the 100-point cluster and the probe stay visible
 ex.tag([0], "t")  # the first tag button (key 1)
 ex.scatter.lasso(type="rectangle");"""
 
@@ -155,6 +156,7 @@ def interaction_latency(browser, lab, n_total: int, reps: int) -> dict[str, list
             if all(_near(px, COLOURS[c]).sum() > 3 for c in ("c100", "c1000", "probe")):
                 break
             if time.monotonic() > deadline:
+                page.screenshot(path=f"/tmp/latency-not-drawn-{n_total}.png")
                 raise RuntimeError("map not drawn")
             page.wait_for_timeout(300)
         canvas = _canvas(page)
@@ -308,6 +310,8 @@ def render_time(browser, lab, n: int) -> float:
 
 
 def python_build_time(n: int) -> float:
+    import jscatter  # noqa: F401 - imported before timing: the first import takes seconds
+
     from tsimcne_nb.widgets.explorer import Explorer
 
     rng = np.random.default_rng(0)
