@@ -54,7 +54,7 @@ def _config_params(name: str) -> dict:
     if name == "quick-default":
         return {"budget": "quick", "augment": "default"}
     if name.startswith("quick-x"):
-        from tsimcne_nb.budgets import QUICK
+        from tsimcne_nb.train.budgets import QUICK
 
         factor = float(name[len("quick-x"):])
         epochs = [max(1, round(e * factor)) for e in QUICK.total_epochs]
@@ -68,14 +68,14 @@ def run_one(name: str, seed: int, n: int, threads: int) -> dict:
     import torch
 
     torch.set_num_threads(threads)
-    from tsimcne_nb.evaluation import evaluate, knn_accuracy
-    from tsimcne_nb.synthetic import make_synthetic_blood
+    from tsimcne_nb.data.synthetic.generator import make_synthetic_blood
+    from tsimcne_nb.eval.metrics import evaluate, knn_accuracy
 
     ds = make_synthetic_blood(n=n, random_state=0)  # the data are fixed; seeds vary training
     out: dict = {"config": name, "seed": seed, "n": n, "threads": threads}
     t0 = time.perf_counter()
     if name == "tsne-pixels":
-        from tsimcne_nb.baselines import tsne_pixels
+        from tsimcne_nb.eval.baselines import tsne_pixels
 
         Y = tsne_pixels(ds, random_state=seed, n_jobs=threads)
         out["images_per_s"] = None
@@ -83,7 +83,7 @@ def run_one(name: str, seed: int, n: int, threads: int) -> dict:
     elif name == "simclr-tsne":
         from openTSNE import TSNE
 
-        from tsimcne_nb.training import SimCLR
+        from tsimcne_nb.estimators import SimCLR
 
         est = SimCLR(augment="randrot", budget="quick", random_state=seed, num_threads=threads,
                      progress=False)
@@ -93,7 +93,7 @@ def run_one(name: str, seed: int, n: int, threads: int) -> dict:
         out["images_per_s"] = round(float(est.history_["images_per_s"].median()), 1)
         out["params"] = {"epochs": list(est.total_epochs_)}
     else:
-        from tsimcne_nb.training import TSimCNE
+        from tsimcne_nb.estimators import TSimCNE
 
         params = _config_params(name)
         est = TSimCNE(**params, random_state=seed, num_threads=threads, progress=False)

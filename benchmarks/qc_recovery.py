@@ -28,7 +28,7 @@ import numpy as np
 def cached_map(cache: Path, method: str, kind: str, count: int, ds, seed: int, threads: int):
     """(embedding, features) of the injected dataset ``ds``, from ``cache`` or computed."""
     from tsimcne_nb._io import atomic_open
-    from tsimcne_nb.qc import _make_map
+    from tsimcne_nb.pipelines.qc import _make_map
 
     path = cache / f"{method}-{kind}{count}-n{len(ds)}-seed{seed}.npz"
     if path.exists():
@@ -59,18 +59,14 @@ def main() -> None:
     p.add_argument("--maps-only", action="store_true", help="compute and cache the maps, detect nothing")
     args = p.parse_args()
 
-    from tsimcne_nb.qc import (
-        _inject,
-        find_feature_clusters,
-        find_tight_clusters,
-        injected_mask,
-        near_duplicate_groups,
-        parse_inject,
-        property_outliers,
-        qc_report,
-        recovery_scores,
-    )
-    from tsimcne_nb.synthetic import make_synthetic_blood
+    from tsimcne_nb.data.synthetic.generator import make_synthetic_blood
+    from tsimcne_nb.qc.detectors.duplicates import near_duplicate_groups
+    from tsimcne_nb.qc.detectors.feature_clusters import find_feature_clusters
+    from tsimcne_nb.qc.detectors.outliers import property_outliers
+    from tsimcne_nb.qc.detectors.tight_clusters import find_tight_clusters
+    from tsimcne_nb.qc.perturb import _inject, injected_mask, parse_inject
+    from tsimcne_nb.qc.report import qc_report
+    from tsimcne_nb.qc.scoring import recovery_scores
 
     clean = make_synthetic_blood(n=args.n, random_state=0)
     results = []

@@ -44,18 +44,18 @@ def main() -> None:
     p.add_argument("--log", type=Path, default=None, help="append the JSON line to this file")
     args = p.parse_args()
 
-    from tsimcne_nb.evaluation import evaluate, knn_accuracy
-    from tsimcne_nb.synthetic import make_synthetic_blood
+    from tsimcne_nb.data.synthetic.generator import make_synthetic_blood
+    from tsimcne_nb.eval.metrics import evaluate, knn_accuracy
 
     ds = make_synthetic_blood(n=args.n, random_state=0)
     t0 = time.perf_counter()
     if args.tsne_pixels:
-        from tsimcne_nb.baselines import tsne_pixels
+        from tsimcne_nb.eval.baselines import tsne_pixels
 
         Y = tsne_pixels(ds, random_state=args.seed)
         out = {"run": "tsne-pixels", "n": args.n}
     else:
-        from tsimcne_nb.training import TSimCNE
+        from tsimcne_nb.estimators import TSimCNE
 
         params = dict(kv.split("=", 1) for kv in args.set)
         params = {k: _value(v) for k, v in params.items()}

@@ -176,7 +176,7 @@ def _time_reference(images: np.ndarray, batch_size: int, augment: str, num_worke
 
 
 def _time_batched(images: np.ndarray, batch_size: int, augment: str, device: str) -> float:
-    from tsimcne_nb.augmentations import make_augmentation, two_views
+    from tsimcne_nb.nn.augmentations import make_augmentation, two_views
 
     aug = make_augmentation(augment, images.shape[1], fill=(128.0, 128.0, 128.0))
     x = torch.from_numpy(images).to(device)

@@ -7,7 +7,7 @@ One run measures, side by side and on the same synthetic images:
   augmentation in DataLoader workers, fp32), run unmodified in its own virtual
   environment (``benchmarks/setup_reference_env.sh``) through a small driver
   that times Lightning training steps with a callback;
-* **ours fp32** -- ``tsimcne_nb.training.TSimCNE`` at the original's precision
+* **ours fp32** -- ``tsimcne_nb.estimators.TSimCNE`` at the original's precision
   (channels-last, batched augmentation on the device), so that the speed-up
   of the data path and the loop can be told apart from that of bf16;
 * **ours bf16** -- the same in its best CPU/GPU configuration (bf16 autocast +
@@ -156,7 +156,7 @@ def _worker_ours(a: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(a.threads)
-    from tsimcne_nb.training import TSimCNE
+    from tsimcne_nb.estimators import TSimCNE
 
     images = np.load(a.images)
     b = a.batch_size
@@ -313,8 +313,8 @@ def _worker_rebuild(a: argparse.Namespace) -> dict[str, Any]:
     sys.path.insert(0, str(HERE))
     from reference_pipeline import make_reference_loader, stack_views
 
-    from tsimcne_nb.losses import cauchy_infonce
-    from tsimcne_nb.models import ContrastiveNet, ProjectionHead, make_backbone
+    from tsimcne_nb.nn.losses import cauchy_infonce
+    from tsimcne_nb.nn.models import ContrastiveNet, ProjectionHead, make_backbone
 
     b, warm, steps = a.batch_size, a.ref_warmup_steps, a.steps
     images = np.load(a.images)[: b * (warm + steps)]
@@ -373,8 +373,8 @@ def _worker_device(a: argparse.Namespace) -> dict[str, Any]:
     from torch.utils.flop_counter import FlopCounterMode
 
     torch.set_num_threads(a.threads)
-    from tsimcne_nb.losses import cauchy_infonce
-    from tsimcne_nb.models import ContrastiveNet, ProjectionHead, make_backbone
+    from tsimcne_nb.nn.losses import cauchy_infonce
+    from tsimcne_nb.nn.models import ContrastiveNet, ProjectionHead, make_backbone
 
     cuda = a.device.startswith("cuda")
     if cuda:
@@ -489,10 +489,10 @@ _MAX_UNIQUE = 4096
 def _make_images(n: int, size: int) -> tuple[np.ndarray, str]:
     m = min(n, _MAX_UNIQUE)
     try:
-        from tsimcne_nb.synthetic import make_synthetic_blood
+        from tsimcne_nb.data.synthetic.generator import make_synthetic_blood
 
         imgs = np.ascontiguousarray(make_synthetic_blood(n=m, size=size, random_state=0).images)
-        desc = f"synthetic-blood (tsimcne_nb.synthetic), {m} distinct images x {size} px"
+        desc = f"synthetic-blood (tsimcne_nb.data.synthetic), {m} distinct images x {size} px"
     except Exception as exc:  # noqa: BLE001 - any failure: fall back to random pixels
         print(f"  make_synthetic_blood failed ({exc!r}); using synthetic random pixels", file=sys.stderr)
         rng = np.random.default_rng(0)

@@ -50,7 +50,7 @@ CANVAS = ".jupyter-widgets canvas"
 
 SETUP = """\
 import numpy as np
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.widgets import Explorer
 rng = np.random.default_rng(0)
 n_total = N_TOTAL
@@ -270,7 +270,7 @@ def render_time(browser, lab, n: int) -> float:
         f"n = {n}\n"
         "lab = rng.integers(0, 5, n)\n"
         "xy = (rng.normal(size=(n, 2)) + 6 * np.c_[np.cos(lab * 1.3), np.sin(lab * 1.3)]).astype('float32')\n"
-        "from tsimcne_nb.datasets.core import ImageDataset\n"
+        "from tsimcne_nb.data.core import ImageDataset\n"
         "ds = ImageDataset(np.zeros((n, 4, 4, 3), np.uint8), lab)\n"
         "ex = Explorer(xy, ds, height=420)\n"
         "ex.scatter.legend(False);",

@@ -108,7 +108,7 @@ def _write_cli_help(app) -> None:
 
 def _write_datasets_table(app) -> None:
     """docs/_generated/datasets-table.md: every dataset of the registry, its files and licence."""
-    from tsimcne_nb.datasets.registry import list_datasets
+    from tsimcne_nb.data.registry import list_datasets
 
     def cell(text: str) -> str:
         return str(text).replace("|", "\\|")

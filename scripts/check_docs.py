@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: quickstart cell (a snippet of its source) -> what its output must contain
 QUICKSTART = {
-    "figures.plot_map(": ("<img", "the trained map"),
+    "plot_map(embedding": ("<img", "the trained map"),
     "explorer = Explorer(": ("<img", "the explorer's static image"),
     "metrics = evaluate(": ("<table", "the metrics table"),
 }

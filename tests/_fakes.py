@@ -1,23 +1,30 @@
 """Small files in the exact formats of the real datasets, written at test time.
 
 No dataset can be downloaded on the test machines, so every loader is tested on
-these.  Each writer mirrors one real format (DATASETS.md): MedMNIST npz, PCam
-HDF5 (optionally gzipped), AML-Cytomorphology RGBA TIFF folders, CIFAR-10
-pickles, plain image folders.  Pixel values are random: these files test
+these.  Each writer mirrors one real format (DATASETS.md) through the package's own
+format writers (:mod:`tsimcne_nb.data.formats`, which also write the notebooks'
+stand-ins): MedMNIST npz, PCam HDF5 (optionally gzipped), AML-Cytomorphology RGBA
+TIFF folders, CIFAR-10 pickles; plus plain image folders.  Pixel values are random: these files test
 reading, not learning.
 """
 
 from __future__ import annotations
 
-import gzip
 import io
-import pickle
-import shutil
 import tarfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from tsimcne_nb.data.formats import (
+    pcam_file_name,
+    write_cifar_batch,
+    write_cifar_meta,
+    write_medmnist_npz,
+    write_pcam_h5,
+    write_rgba_tiff,
+)
 
 
 def medmnist_arrays(
@@ -39,8 +46,7 @@ def medmnist_arrays(
 def write_medmnist(path: Path, **kwargs) -> dict[str, np.ndarray]:
     """Write ``path`` (e.g. ``bloodmnist.npz``) like the official files (np.savez_compressed)."""
     arrays = medmnist_arrays(**kwargs)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, **arrays)
+    write_medmnist_npz(path, arrays, overwrite=True)
     return arrays
 
 
@@ -52,8 +58,6 @@ def write_pcam(
     seed: int = 0,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The six ``camelyonpatch_level_2_split_*_{x,y}.h5`` (``x`` (N,S,S,3), ``y`` (N,1,1,1) uint8)."""
-    import h5py
-
     counts = counts or {"train": 8, "valid": 4, "test": 4}
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True, exist_ok=True)
@@ -63,14 +67,7 @@ def write_pcam(
         y = (np.arange(n) % 2).astype(np.uint8).reshape(n, 1, 1, 1)
         data[split] = (x, y)
         for kind, arr in (("x", x), ("y", y)):
-            path = root / f"camelyonpatch_level_2_split_{split}_{kind}.h5"
-            with h5py.File(path, "w") as f:
-                # the real files are chunked per image and compressed
-                f.create_dataset(kind, data=arr, chunks=(1, *arr.shape[1:]), compression="gzip")
-            if gz:
-                with open(path, "rb") as fin, gzip.open(str(path) + ".gz", "wb") as fout:
-                    shutil.copyfileobj(fin, fout)
-                path.unlink()
+            write_pcam_h5(root / pcam_file_name(split, kind), kind, arr, overwrite=True, gz=gz)
     return data
 
 
@@ -85,8 +82,6 @@ def write_leukemia(
     Also the ``annotations.dat`` and ``abbreviations.txt`` the release holds.  The
     real images are 400x400; ``size`` keeps the test fast.
     """
-    from PIL import Image
-
     counts = counts or {"NGS": 3, "LYT": 2, "EOS": 2, "BAS": 1, "EBO": 1}
     rng = np.random.default_rng(seed)
     folder = root / "AML-Cytomorphology_LMU"
@@ -103,7 +98,7 @@ def write_leukemia(
             # the release has at least one file with a doubled extension
             suffix = ".tiff.tiff" if first else ".tiff"
             first = False
-            Image.fromarray(rgba, "RGBA").save(d / f"{abbr}_{i:04d}{suffix}", format="TIFF")
+            write_rgba_tiff(d / f"{abbr}_{i:04d}{suffix}", rgba, overwrite=True)
     return folder
 
 
@@ -126,15 +121,11 @@ def write_cifar10(root: Path, n_per_batch: int = 4, seed: int = 0) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     batches = cifar_batches(n_per_batch, seed)
     for name, (data, labels) in batches.items():
-        obj = {"batch_label": name, "labels": labels, "data": data,
-               "filenames": [f"img_{i}.png" for i in range(len(labels))]}
-        with open(folder / name, "wb") as fh:
-            pickle.dump(obj, fh, protocol=2)
-    meta = {"num_cases_per_batch": n_per_batch, "num_vis": 3072,
-            "label_names": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog",
-                            "horse", "ship", "truck"]}
-    with open(folder / "batches.meta", "wb") as fh:
-        pickle.dump(meta, fh, protocol=2)
+        write_cifar_batch(folder / name, data, labels, name,
+                          [f"img_{i}.png" for i in range(len(labels))], overwrite=True)
+    write_cifar_meta(folder / "batches.meta", ["airplane", "automobile", "bird", "cat", "deer", "dog",
+                                               "frog", "horse", "ship", "truck"],
+                     n_per_batch, overwrite=True)
     return batches
 
 

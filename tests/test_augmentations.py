@@ -12,14 +12,14 @@ torch = pytest.importorskip("torch")
 TF = pytest.importorskip("torchvision.transforms.functional")
 from torchvision import transforms as T  # noqa: E402
 
-from tsimcne_nb.augmentations import (  # noqa: E402
+from tsimcne_nb.errors import ConfigError, DataError  # noqa: E402
+from tsimcne_nb.nn.augmentations import (  # noqa: E402
     PRESETS,
     Augmentation,
     affine_grid,
     make_augmentation,
     two_views,
 )
-from tsimcne_nb.errors import ConfigError, DataError  # noqa: E402
 
 N = 20000  # parameter draws for the distribution tests (vectorised: milliseconds)
 

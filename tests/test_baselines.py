@@ -1,4 +1,4 @@
-"""Tests of tsimcne_nb.baselines: t-SNE baselines, ResNet features, trainers, the cache."""
+"""Tests of tsimcne_nb.eval.baselines: t-SNE baselines, ResNet features, trainers, the cache."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ import importlib
 import numpy as np
 import pytest
 
-from tsimcne_nb import baselines
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.errors import DataError, DatasetNotFoundError
+from tsimcne_nb.eval import baselines, feature_cache
+from tsimcne_nb.eval import weights as wfiles
 
-training = importlib.import_module("tsimcne_nb.training")
+training = importlib.import_module("tsimcne_nb.estimators")
 
 
 @pytest.fixture
@@ -70,20 +71,20 @@ def fakes(monkeypatch):
 
 # ------------------------------------------------------------------- cache
 def test_cache_key_covers_method_config_data_seed(ds):
-    k = baselines.cache_key("m", {"a": 1}, ds, 0)
-    assert k == baselines.cache_key("m", {"a": 1}, ds, 0)
+    k = feature_cache.cache_key("m", {"a": 1}, ds, 0)
+    assert k == feature_cache.cache_key("m", {"a": 1}, ds, 0)
     other = ImageDataset(ds.images[::-1].copy(), ds.labels, name="toy")
     assert len({
         k,
-        baselines.cache_key("m2", {"a": 1}, ds, 0),
-        baselines.cache_key("m", {"a": 2}, ds, 0),
-        baselines.cache_key("m", {"a": 1}, ds, 1),
-        baselines.cache_key("m", {"a": 1}, other, 0),
+        feature_cache.cache_key("m2", {"a": 1}, ds, 0),
+        feature_cache.cache_key("m", {"a": 2}, ds, 0),
+        feature_cache.cache_key("m", {"a": 1}, ds, 1),
+        feature_cache.cache_key("m", {"a": 1}, other, 0),
     }) == 5
 
 
 def test_feature_cache_hits_and_files(ds, tmp_path):
-    cache = baselines.FeatureCache(tmp_path / "c")
+    cache = feature_cache.FeatureCache(tmp_path / "c")
     n_calls = []
 
     def compute():
@@ -98,19 +99,19 @@ def test_feature_cache_hits_and_files(ds, tmp_path):
     files = sorted(p.suffix for p in (tmp_path / "c").iterdir())
     assert files == [".json", ".npy"]  # no temporary files left behind
     # a fresh cache object on the same folder also hits
-    again = baselines.FeatureCache(tmp_path / "c")
+    again = feature_cache.FeatureCache(tmp_path / "c")
     again.get_or_compute("m", {"x": 1}, ds, 0, compute)
     assert again.hits == 1 and len(n_calls) == 1
     # disabled cache computes every time
-    off = baselines.FeatureCache(None)
+    off = feature_cache.FeatureCache(None)
     off.get_or_compute("m", {"x": 1}, ds, 0, compute)
     off.get_or_compute("m", {"x": 1}, ds, 0, compute)
     assert len(n_calls) == 3 and off.misses == 2
 
 
 def test_damaged_cache_file_is_recomputed(ds, tmp_path):
-    cache = baselines.FeatureCache(tmp_path)
-    key = baselines.cache_key("m", {}, ds, 0)
+    cache = feature_cache.FeatureCache(tmp_path)
+    key = feature_cache.cache_key("m", {}, ds, 0)
     (tmp_path / f"{key}.npy").write_bytes(b"not an array")
     out = cache.get_or_compute("m", {}, ds, 0, lambda: np.ones((2, 2), np.float32))
     np.testing.assert_array_equal(out, np.ones((2, 2)))
@@ -119,11 +120,11 @@ def test_damaged_cache_file_is_recomputed(ds, tmp_path):
 
 # ------------------------------------------------------------------- t-SNE
 def test_tsne_pixels_shape_seed_and_cache(ds, tmp_path, monkeypatch):
-    cache = baselines.FeatureCache(tmp_path)
+    cache = feature_cache.FeatureCache(tmp_path)
     emb = baselines.tsne_pixels(ds, random_state=0, n_jobs=1, cache=cache)
     assert emb.shape == (90, 2) and emb.dtype == np.float32
     # classes differ in brightness: pixel t-SNE separates them
-    from tsimcne_nb.evaluation import knn_accuracy
+    from tsimcne_nb.eval.metrics import knn_accuracy
 
     assert knn_accuracy(emb, ds.labels) > 0.9
     calls = []
@@ -198,9 +199,9 @@ def test_imagenet_features_random_init_and_weight_files(ds, tmp_path, monkeypatc
 
 
 def test_resnet_labels_and_bad_options(ds):
-    assert baselines.resnet_label("resnet18", None) == "ResNet18 (random init, NOT ImageNet)"
-    assert baselines.resnet_label("resnet152", "imagenet") == "ResNet152 (ImageNet)"
-    assert baselines.resnet_label("resnet18", "/x/my.pth") == "ResNet18 (weights: my.pth)"
+    assert wfiles.resnet_label("resnet18", None) == "ResNet18 (random init, NOT ImageNet)"
+    assert wfiles.resnet_label("resnet152", "imagenet") == "ResNet152 (ImageNet)"
+    assert wfiles.resnet_label("resnet18", "/x/my.pth") == "ResNet18 (weights: my.pth)"
     from tsimcne_nb.errors import ConfigError
 
     with pytest.raises(ConfigError, match="unknown arch"):
@@ -213,7 +214,7 @@ def test_resnet_labels_and_bad_options(ds):
 
 # ------------------------------------------------------- trained learners
 def test_learners_follow_the_training_contract(ds, fakes, tmp_path):
-    cache = baselines.FeatureCache(tmp_path)
+    cache = feature_cache.FeatureCache(tmp_path)
     f = baselines.simclr_features(ds, augment="rot90", budget="quick", random_state=3,
                                   device="cpu", cache=cache)
     assert f.shape == (90, 16) and f.dtype == np.float32

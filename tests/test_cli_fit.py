@@ -9,8 +9,10 @@ import pandas as pd
 import pytest
 
 from tsimcne_nb.cli import main
-from tsimcne_nb.datasets.core import ImageDataset
-from tsimcne_nb.training import TSimCNE, fit_to_directory, list_checkpoints
+from tsimcne_nb.data.core import ImageDataset
+from tsimcne_nb.estimators import TSimCNE
+from tsimcne_nb.pipelines.fit import fit_to_directory
+from tsimcne_nb.train.checkpoints import list_checkpoints
 
 OUTPUTS = ("model.pt", "embedding.parquet", "metrics.json", "manifest.json", "map.png")
 

@@ -1,4 +1,4 @@
-"""Tests of tsimcne_nb.compare: the runner, its tables, cache reuse, experiments, outputs."""
+"""Tests of tsimcne_nb.eval.compare: the runner, its tables, cache reuse, experiments, outputs."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsimcne_nb import baselines
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.eval import baselines
+from tsimcne_nb.eval import weights as wfiles
 
-# ``tsimcne_nb.compare`` as an attribute is the lazily exported function; get the module
-cmp = importlib.import_module("tsimcne_nb.compare")
-training = importlib.import_module("tsimcne_nb.training")
+# ``tsimcne_nb.eval.compare`` as an attribute is the lazily exported function; get the module
+cmp = importlib.import_module("tsimcne_nb.eval.compare")
+compare_to_directory = importlib.import_module("tsimcne_nb.pipelines.compare").compare_to_directory
+training = importlib.import_module("tsimcne_nb.estimators")
 
 
 class FakeLearner:
@@ -146,7 +148,7 @@ def test_cached_comparison_recomputes_nothing(ds, fakes, monkeypatch, tmp_path):
 
 def test_resnet_rows_fall_back_to_labelled_random_init(ds, monkeypatch, tmp_path):
     _fast_tsne(monkeypatch)
-    monkeypatch.setattr(baselines, "imagenet_weights_file", lambda arch: tmp_path / f"{arch}-x.pth")
+    monkeypatch.setattr(wfiles, "imagenet_weights_file", lambda arch: tmp_path / f"{arch}-x.pth")
     seen = []
 
     def fake_features(dataset, arch, weights, **kw):
@@ -213,7 +215,7 @@ def test_linear_experiment_splits(ds, fakes):
 def test_compare_to_directory_outputs_and_overwrite(ds, fakes, monkeypatch, tmp_path):
     _fast_tsne(monkeypatch)
     out = tmp_path / "out"
-    text = cmp.compare_to_directory(ds, out, methods=["tsne-simclr", "tsimcne-randrot"],
+    text = compare_to_directory(ds, out, methods=["tsne-simclr", "tsimcne-randrot"],
                                     seeds=(0, 1), progress=False, device="cpu", num_threads=1)
     assert "kNN accuracy" in text and str(out.resolve()) in text
     for f in ("results.csv", "results.md", "figure.png", "manifest.json", "embeddings.npz",
@@ -233,9 +235,9 @@ def test_compare_to_directory_outputs_and_overwrite(ds, fakes, monkeypatch, tmp_
     assert (out / "cache").is_dir()  # default cache location
     n_fit = len(fakes)
     with pytest.raises(FileExistsError, match="overwrite"):
-        cmp.compare_to_directory(ds, out, methods=["tsne-simclr"], progress=False, num_threads=1)
+        compare_to_directory(ds, out, methods=["tsne-simclr"], progress=False, num_threads=1)
     assert len(fakes) == n_fit  # refused before any work
-    cmp.compare_to_directory(ds, out, methods=["tsne-simclr", "tsimcne-randrot"], seeds=(0, 1),
+    compare_to_directory(ds, out, methods=["tsne-simclr", "tsimcne-randrot"], seeds=(0, 1),
                              progress=False, overwrite=True, num_threads=1)
     assert len(fakes) == n_fit  # all from the cache
 

@@ -1,4 +1,4 @@
-"""Tests of tsimcne_nb.datasets.core: ImageDataset, validation, subsets, helpers."""
+"""Tests of tsimcne_nb.data.core: ImageDataset, validation, subsets, helpers."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tsimcne_nb.datasets.core import ImageDataset, as_dataset, validate_images, validate_labels
+from tsimcne_nb.data.core import ImageDataset, as_dataset
 from tsimcne_nb.errors import DataError
+from tsimcne_nb.validation import validate_images, validate_labels
 
 
 class _Lazy:
@@ -234,6 +235,6 @@ def test_fingerprint(tiny_images):
 
 def test_title_marks_synthetic_data_once():
     images = np.zeros((4, 8, 8, 3), np.uint8)
-    assert ImageDataset(images, name="cells", synthetic=True).title == "synthetic cells"
+    assert ImageDataset(images, name="cells", synthetic=True).title == "cells (synthetic)"
     assert ImageDataset(images, name="synthetic-blood", synthetic=True).title == "synthetic-blood"
     assert ImageDataset(images, name="bloodmnist").title == "bloodmnist"

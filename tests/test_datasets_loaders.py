@@ -22,8 +22,8 @@ from _fakes import (  # noqa: E402
     write_pcam,
 )
 
-from tsimcne_nb.datasets import registry  # noqa: E402
-from tsimcne_nb.datasets.registry import describe_datasets, list_datasets, load_dataset  # noqa: E402
+from tsimcne_nb.data import registry  # noqa: E402
+from tsimcne_nb.data.registry import describe_datasets, list_datasets, load_dataset  # noqa: E402
 from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError  # noqa: E402
 
 
@@ -65,14 +65,14 @@ def test_default_root_from_env(monkeypatch, tmp_path):
 
 
 def test_registry_import_is_light():
-    code = ("import sys, tsimcne_nb.datasets.registry as r; r.describe_datasets(); "
+    code = ("import sys, tsimcne_nb.data.registry as r; r.describe_datasets(); "
             "print(any(m in sys.modules for m in ('torch', 'h5py', 'PIL', 'sklearn')))")
     out = os.popen(f'"{sys.executable}" -c "{code}"').read().strip()
     assert out == "False"
 
 
 def test_synthetic_blood_via_registry():
-    pytest.importorskip("tsimcne_nb.synthetic")
+    pytest.importorskip("tsimcne_nb.data.synthetic")
     ds = load_dataset("synthetic-blood", n=60, size=16, random_state=1)
     assert len(ds) == 60 and ds.image_shape == (16, 16, 3) and ds.synthetic
 
@@ -204,7 +204,7 @@ def test_pcam_split_and_resize(tmp_path):
     data = write_pcam(tmp_path)
     ds = load_dataset("pcam", root=tmp_path, split="val", size=32)
     assert ds.is_lazy and ds.image_shape == (32, 32, 3) and len(ds) == 4
-    from tsimcne_nb.datasets.custom import resize_images
+    from tsimcne_nb.data.resize import resize_images
 
     np.testing.assert_array_equal(ds.images[[3, 1]], resize_images(data["valid"][0][[3, 1]], 32))
     assert ds.name == "pcam-valid_32"
@@ -441,7 +441,7 @@ def test_folder_layout_errors(tmp_path):
 
 
 def test_from_arrays_and_tensors(tiny_images):
-    from tsimcne_nb.datasets.custom import from_arrays
+    from tsimcne_nb.data.loaders.custom import from_arrays
 
     images, labels = tiny_images
     ds = from_arrays(images, labels, class_names=list("abcd"), size=14)
@@ -456,7 +456,7 @@ def test_from_arrays_and_tensors(tiny_images):
 
 
 def test_gz_file_kept_and_gunzip_idempotent(tmp_path):
-    from tsimcne_nb.datasets.download import gunzip_file
+    from tsimcne_nb.data.download import gunzip_file
 
     src = tmp_path / "f.bin.gz"
     with gzip.open(src, "wb") as fh:

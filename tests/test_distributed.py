@@ -21,10 +21,11 @@ import numpy as np
 import pytest
 import torch
 
-from tsimcne_nb import distributed as D
 from tsimcne_nb.errors import ConfigError
-from tsimcne_nb.losses import get_loss
-from tsimcne_nb.models import ContrastiveNet, ProjectionHead
+from tsimcne_nb.nn import collectives as C
+from tsimcne_nb.nn.losses import cauchy_infonce, simclr_infonce
+from tsimcne_nb.nn.models import ContrastiveNet, ProjectionHead
+from tsimcne_nb.train import distributed as D
 
 REPO = Path(__file__).resolve().parents[1]
 WORLD = 2
@@ -63,7 +64,7 @@ def _shard(n: int, rank: int, perm: np.ndarray) -> np.ndarray:
 def _step(model: torch.nn.Module, x1: torch.Tensor, x2: torch.Tensor, loss_name: str):
     b = x1.shape[0]
     z = model(torch.cat([x1, x2]))  # both views as one batch, as in training
-    loss = get_loss(loss_name)(z[:b], z[b:])
+    loss = {"cauchy": cauchy_infonce, "simclr": simclr_infonce}[loss_name](z[:b], z[b:])
     loss.backward()
     return loss
 
@@ -172,14 +173,14 @@ def test_without_gathering_the_loss_differs(two_process_results):
 
 def test_single_process_helpers():
     x = torch.randn(3, 2, requires_grad=True)
-    assert D.gather_with_grad(x) is x
-    assert not D.is_distributed() and D.get_rank() == 0 and D.get_world_size() == 1
+    assert C.gather_with_grad(x) is x
+    assert not C.is_distributed() and C.get_rank() == 0 and C.get_world_size() == 1
     assert D.is_main_process()
     D.barrier()  # no-op
     model = torch.nn.Linear(2, 2)
     assert D.wrap_ddp(model, "cpu") is model
-    assert D.gather_sizes(5) == (5,)
-    assert float(D.all_reduce_mean(torch.tensor(2.5))) == 2.5
+    assert C.gather_sizes(5) == (5,)
+    assert float(C.all_reduce_mean(torch.tensor(2.5))) == 2.5
 
 
 def test_init_from_env_single_and_errors(monkeypatch):
@@ -201,15 +202,6 @@ def test_init_from_env_single_and_errors(monkeypatch):
     monkeypatch.setenv("MASTER_PORT", "1")
     with pytest.raises(ConfigError, match="unknown distributed backend"):
         D.init_from_env(backend="carrier-pigeon")
-
-
-def test_scale_learning_rate():
-    assert D.scale_learning_rate(0.03, 1024) == pytest.approx(0.12)
-    assert D.scale_learning_rate(0.03, 256) == pytest.approx(0.03)
-    with pytest.raises(ConfigError, match="global_batch"):
-        D.scale_learning_rate(0.03, 0)
-    with pytest.raises(ConfigError, match="base_lr_per_256"):
-        D.scale_learning_rate(-1.0, 256)
 
 
 def test_shard_indices_union_is_single_process_batch():
@@ -235,7 +227,7 @@ def test_shard_indices_union_is_single_process_batch():
 def test_convert_sync_batchnorm_cpu_keeps_parameters():
     net = _tiny_net()
     bn = net.backbone[1]
-    converted = D.convert_sync_batchnorm(net, "cpu")
+    converted = C.convert_sync_batchnorm(net, "cpu")
     new_bn = converted.backbone[1]
     assert type(new_bn).__name__ == "_GatherBatchNorm"
     assert new_bn.weight is bn.weight and new_bn.running_mean is bn.running_mean

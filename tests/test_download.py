@@ -15,9 +15,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _fakes import cifar_tar_bytes, medmnist_arrays, serve_loopback, write_pcam  # noqa: E402
 
-from tsimcne_nb.datasets import cifar, download  # noqa: E402
-from tsimcne_nb.datasets.download import download_file, safe_extract_tar  # noqa: E402
-from tsimcne_nb.datasets.registry import load_dataset  # noqa: E402
+from tsimcne_nb.data import download
+from tsimcne_nb.data.download import download_file, safe_extract_tar  # noqa: E402
+from tsimcne_nb.data.loaders import cifar  # noqa: E402
+from tsimcne_nb.data.registry import load_dataset  # noqa: E402
 from tsimcne_nb.errors import DataError, DownloadError  # noqa: E402
 
 PAYLOAD = bytes(range(256)) * 400  # 100 kB

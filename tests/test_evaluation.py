@@ -1,4 +1,4 @@
-"""Tests of tsimcne_nb.evaluation: the paper's metrics equal scikit-learn's."""
+"""Tests of tsimcne_nb.eval.metrics: the paper's metrics equal scikit-learn's."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from sklearn.metrics import silhouette_score
 from sklearn.model_selection import train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 
-from tsimcne_nb import evaluation as ev
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.eval import metrics as ev
 
 
 def _blobs(n_per: int, n_classes: int, spread: float, seed: int = 0):

@@ -1,4 +1,4 @@
-"""Tests of tsimcne_nb.figures: content, PNG writing, overwrite protection, validation."""
+"""Tests of tsimcne_nb.viz.figures: content, PNG writing, overwrite protection, validation."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import pytest
 from matplotlib.colors import to_rgba
 from PIL import Image
 
-from tsimcne_nb import figures
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.errors import DataError
+from tsimcne_nb.viz import figures, overlays
 
 
 @pytest.fixture
@@ -117,7 +117,7 @@ def test_plot_panels(ds, emb, tmp_path):
 
 
 def test_thumbnail_grid(ds, emb, tmp_path):
-    fig = figures.thumbnail_grid_over_map(emb, ds, grid=5, min_count=3, path=tmp_path / "g.png")
+    fig = overlays.thumbnail_grid_over_map(emb, ds, grid=5, min_count=3, path=tmp_path / "g.png")
     ax = fig.get_axes()[0]
     X = emb.astype(np.float64)
     span = max(np.ptp(X[:, 0]), np.ptp(X[:, 1]))
@@ -128,25 +128,25 @@ def test_thumbnail_grid(ds, emb, tmp_path):
     assert "synthetic" in ax.get_title()
     _is_png(tmp_path / "g.png")
     # a high threshold shows fewer images
-    fig2 = figures.thumbnail_grid_over_map(emb, ds, grid=5, min_count=20)
+    fig2 = overlays.thumbnail_grid_over_map(emb, ds, grid=5, min_count=20)
     assert len(fig2.get_axes()[0].get_images()) == int(np.sum(counts >= 20))
     with pytest.raises(DataError, match="points but the dataset"):
-        figures.thumbnail_grid_over_map(emb[:10], ds)
+        overlays.thumbnail_grid_over_map(emb[:10], ds)
 
 
 def test_callouts_coordinates_indices_selection(ds, emb, tmp_path):
     from matplotlib.offsetbox import AnnotationBbox
 
-    fig = figures.callouts(emb, ds, [(0.0, 0.0), (15.0, 15.0)], n_images=2, path=tmp_path / "c.png")
+    fig = overlays.callouts(emb, ds, [(0.0, 0.0), (15.0, 15.0)], n_images=2, path=tmp_path / "c.png")
     boxes = [a for a in fig.get_axes()[0].artists if isinstance(a, AnnotationBbox)]
     assert len(boxes) == 2
     # the strip near (15, 15) shows images of class 'rare' or 'blue' (the blobs there)
     strip = boxes[1].offsetbox.get_data()
     assert strip.shape == (12, 2 * 12 + 1, 3)
     _is_png(tmp_path / "c.png")
-    fig = figures.callouts(emb, ds, np.array([0, 50, 90]))
+    fig = overlays.callouts(emb, ds, np.array([0, 50, 90]))
     assert len([a for a in fig.get_axes()[0].artists if isinstance(a, AnnotationBbox)]) == 3
-    fig = figures.callouts(emb, ds, ds.labels == 1, n_images=4)
+    fig = overlays.callouts(emb, ds, ds.labels == 1, n_images=4)
     boxes = [a for a in fig.get_axes()[0].artists if isinstance(a, AnnotationBbox)]
     assert len(boxes) == 1
     # every image of a 'green' selection has the green class's brightness (60 + noise)
@@ -157,10 +157,10 @@ def test_callouts_coordinates_indices_selection(ds, emb, tmp_path):
 
 def test_callouts_validation(ds, emb):
     with pytest.raises(DataError, match="boolean selection"):
-        figures.callouts(emb, ds, np.ones(5, bool))
+        overlays.callouts(emb, ds, np.ones(5, bool))
     with pytest.raises(DataError, match="empty"):
-        figures.callouts(emb, ds, np.zeros(len(ds), bool))
+        overlays.callouts(emb, ds, np.zeros(len(ds), bool))
     with pytest.raises(DataError, match="indices must lie"):
-        figures.callouts(emb, ds, np.array([1000]))
+        overlays.callouts(emb, ds, np.array([1000]))
     with pytest.raises(DataError, match="points must be"):
-        figures.callouts(emb, ds, np.zeros((2, 3)))
+        overlays.callouts(emb, ds, np.zeros((2, 3)))

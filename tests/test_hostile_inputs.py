@@ -84,7 +84,7 @@ def _check_images(out) -> None:
 @_settings("validate_images")
 @given(arrays())
 def test_validate_images_on_random_arrays(arr):
-    from tsimcne_nb.datasets.core import validate_images
+    from tsimcne_nb.validation import validate_images
 
     out = _ok_or_clear_error(validate_images, arr)
     if out is not None:
@@ -122,7 +122,7 @@ def image_lists(draw):
 @_settings("image_lists")
 @given(image_lists())
 def test_lists_of_images_are_accepted_or_refused_clearly(items):
-    from tsimcne_nb.datasets.core import validate_images
+    from tsimcne_nb.validation import validate_images
 
     out = _ok_or_clear_error(validate_images, items)
     if out is not None:
@@ -133,7 +133,7 @@ def test_lists_of_images_are_accepted_or_refused_clearly(items):
 @_settings("validate_labels")
 @given(arrays(max_dims=3, max_side=8), st.integers(0, 8))
 def test_validate_labels_on_random_arrays(labels, n):
-    from tsimcne_nb.datasets.core import validate_labels
+    from tsimcne_nb.validation import validate_labels
 
     out = _ok_or_clear_error(validate_labels, labels, n)
     if out is not None:
@@ -147,7 +147,7 @@ def test_validate_labels_on_random_arrays(labels, n):
     st.one_of(st.none(), st.lists(st.text(max_size=3), max_size=5)),
 )
 def test_image_dataset_with_random_labels_and_names(n, labels, class_names):
-    from tsimcne_nb.datasets.core import ImageDataset
+    from tsimcne_nb.data.core import ImageDataset
 
     images = np.zeros((n, 5, 5, 3), np.uint8)
     ds = _ok_or_clear_error(ImageDataset, images, labels, class_names)
@@ -166,7 +166,7 @@ KEYS = st.sampled_from(["images", "labels", "class_names", "train_images", "trai
 @_settings("npz_content")
 @given(st.dictionaries(KEYS, arrays(max_dims=4, max_side=5), max_size=7))
 def test_load_npz_on_random_content(content):
-    from tsimcne_nb.datasets.custom import load_npz
+    from tsimcne_nb.data.loaders.custom import load_npz
 
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "x.npz"
@@ -179,7 +179,7 @@ def test_load_npz_on_random_content(content):
 @_settings("npz_bytes")
 @given(st.one_of(st.binary(max_size=512), st.integers(0, 10_000).map(lambda k: ("cut", k))))
 def test_load_npz_on_random_bytes_and_truncated_files(data):
-    from tsimcne_nb.datasets.custom import load_npz
+    from tsimcne_nb.data.loaders.custom import load_npz
 
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "x.npz"
@@ -199,7 +199,7 @@ def test_load_npz_on_random_bytes_and_truncated_files(data):
 # ------------------------------------------------------------------ model files
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
-    from tsimcne_nb.training import TSimCNE
+    from tsimcne_nb.estimators import TSimCNE
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (32, 8, 8, 3), dtype=np.uint8)
@@ -210,7 +210,7 @@ def model_file(tmp_path_factory) -> Path:
 
 
 def _load_expecting_refusal(path: Path) -> None:
-    from tsimcne_nb.training import TSimCNE
+    from tsimcne_nb.estimators import TSimCNE
 
     with pytest.raises(ModelFileError) as err:
         TSimCNE.load(path, device="cpu")
@@ -268,8 +268,8 @@ PARAMS = st.sampled_from([
 @given(st.dictionaries(PARAMS, ODD_VALUES, min_size=1, max_size=3))
 def test_estimator_parameter_checks(params):
     """Odd parameter values are refused with a ConfigError before any training."""
-    from tsimcne_nb.datasets.core import ImageDataset
-    from tsimcne_nb.training import TSimCNE
+    from tsimcne_nb.data.core import ImageDataset
+    from tsimcne_nb.estimators import TSimCNE
 
     ds = ImageDataset(np.zeros((8, 8, 8, 3), np.uint8))
     base = dict(budget="quick", total_epochs=(0, 1, 0), batch_size=4, backbone="resnet18_w4",
@@ -278,7 +278,7 @@ def test_estimator_parameter_checks(params):
 
     def check():
         cfg = est._resolve(ds)
-        import tsimcne_nb._torch_utils as tu
+        import tsimcne_nb.train.device as tu
 
         tu.choose_num_threads(est.num_threads)
         est._seed(None)
@@ -290,7 +290,7 @@ def test_estimator_parameter_checks(params):
 
 @pytest.fixture(scope="module")
 def fitted_model():
-    from tsimcne_nb.training import TSimCNE
+    from tsimcne_nb.estimators import TSimCNE
 
     rng = np.random.default_rng(1)
     return TSimCNE(budget="quick", total_epochs=(0, 1, 0), batch_size=16, backbone="resnet18_w4",

@@ -33,8 +33,8 @@ from sklearn.metrics import silhouette_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
 
-from tsimcne_nb.synthetic import make_synthetic_blood
-from tsimcne_nb.training import TSimCNE
+from tsimcne_nb.data.synthetic.generator import make_synthetic_blood
+from tsimcne_nb.estimators import TSimCNE
 
 CLASSES = ["band", "monocyte", "blast", "lymphocyte"]
 MIN_KNN = 0.60

@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from tsimcne_nb.errors import ConfigError, DataError
-from tsimcne_nb.losses import byol_loss, cauchy_infonce, get_loss, simclr_infonce
+from tsimcne_nb.nn.losses import byol_loss, cauchy_infonce, simclr_infonce
 
 
 def _naive(z1: torch.Tensor, z2: torch.Tensor, sim) -> float:
@@ -142,16 +141,3 @@ def test_byol_loss_values():
     assert p.grad is not None
 
 
-def test_get_loss_and_errors():
-    assert get_loss("cauchy") is cauchy_infonce
-    assert get_loss("simclr") is simclr_infonce
-    with pytest.raises(ConfigError, match="valid names: cauchy, simclr"):
-        get_loss("cosine-ish")
-    with pytest.raises(DataError, match="must both have shape"):
-        cauchy_infonce(torch.zeros(4, 2), torch.zeros(5, 2))
-    with pytest.raises(DataError, match="must both have shape"):
-        simclr_infonce(torch.zeros(4), torch.zeros(4))
-    with pytest.raises(ConfigError, match="temperature"):
-        simclr_infonce(torch.zeros(4, 2), torch.zeros(4, 2), temperature=0)
-    with pytest.raises(DataError, match="rows"):
-        byol_loss(torch.zeros(4, 2), torch.zeros(4, 2), torch.zeros(3, 2), torch.zeros(3, 2))

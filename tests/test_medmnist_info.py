@@ -1,7 +1,7 @@
 """The project's MedMNIST table against the ``medmnist`` package's ``INFO`` (when installed).
 
 tsimcne_nb keeps its own table of MedMNIST URLs, MD5s, split sizes, label names and licences
-(``tsimcne_nb.datasets.download`` / ``.medmnist`` / ``.registry``): importing ``medmnist``
+(``tsimcne_nb.data.download`` / ``.medmnist`` / ``.registry``): importing ``medmnist``
 creates ``~/.medmnist`` and pulls in torch, and its dataset classes reject small files. This
 test reads ``medmnist.INFO`` in a subprocess whose home is a temporary folder (so the import's
 side effects stay there) and reports every difference, so that a new MedMNIST release that
@@ -19,14 +19,9 @@ import sys
 
 import pytest
 
-from tsimcne_nb.datasets.download import (
-    MEDMNIST_FLAGS,
-    MEDMNIST_MD5,
-    MEDMNIST_SIZES,
-    medmnist_url,
-)
-from tsimcne_nb.datasets.medmnist import CLASS_NAMES, OFFICIAL_COUNTS
-from tsimcne_nb.datasets.registry import list_datasets
+from tsimcne_nb.data.download import MEDMNIST_FLAGS, MEDMNIST_MD5, MEDMNIST_SIZES, medmnist_url
+from tsimcne_nb.data.loaders.medmnist import CLASS_NAMES, OFFICIAL_COUNTS
+from tsimcne_nb.data.registry import list_datasets
 
 #: label names the project shortens on purpose (for legends): (flag, index) -> medmnist's name
 SHORTENED = {

@@ -7,13 +7,13 @@ import torch
 from torch import nn
 
 from tsimcne_nb.errors import ConfigError, DataError
-from tsimcne_nb.models import (
-    BYOLNet,
-    ContrastiveNet,
-    ProjectionHead,
-    make_backbone,
-    make_contrastive_net,
-)
+from tsimcne_nb.nn.models import BYOLNet, ContrastiveNet, ProjectionHead, make_backbone
+
+
+def make_contrastive_net(backbone, *, out_dim=128, hidden=1024, width=None) -> ContrastiveNet:
+    # what the estimators build: a backbone plus a projection head
+    bb = make_backbone(backbone, width=width)
+    return ContrastiveNet(bb, ProjectionHead(bb.out_features, hidden=hidden, out_dim=out_dim))
 
 
 def _n_params(m: nn.Module) -> int:
@@ -49,7 +49,7 @@ def test_small_stem_is_resnet18_with_3x3_stride1_and_no_maxpool():
     # Only the first conv differs: 64*3*(7*7 - 3*3) parameters.
     assert _n_params(stock) - _n_params(small) == 64 * 3 * (49 - 9)
     # The written-out narrow ResNet at width 64 is architecturally the torchvision one.
-    from tsimcne_nb.models import _ResNet
+    from tsimcne_nb.nn.models import _ResNet
 
     assert _n_params(_ResNet(64)) == _n_params(small)
     # The small stem keeps the full 28x28 resolution in stage 1 (no stride, no pool).

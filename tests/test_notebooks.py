@@ -1,4 +1,8 @@
-"""The tutorial notebooks: stored clean, and each runs top to bottom at a smoke size.
+"""The tutorial notebooks: built from their sources, stored clean, each runs at a smoke size.
+
+The notebooks are generated from ``notebooks/src/*.py`` (jupytext percent format) by
+``notebooks/_build/build.py``; the committed ``.ipynb`` files must equal what the sources
+produce, and the sources may import only the public API of ``tsimcne_nb``.
 
 Execution (``@pytest.mark.notebooks``) replaces the source of each notebook's
 ``parameters`` cell by its defaults plus the smoke parameters below (what
@@ -28,6 +32,7 @@ NAMES = [p.stem for p in NOTEBOOKS]
 
 # the smoke parameters and the executor are shared with the documentation build
 sys.path.insert(0, str(NB_DIR / "_build"))
+import build  # noqa: E402
 import nbexec  # noqa: E402
 
 #: every notebook exposes these knobs in its parameters cell
@@ -136,6 +141,114 @@ def test_readme_lists_every_notebook():
         assert f"{name}.ipynb" in readme, f"notebooks/README.md does not list {name}.ipynb"
 
 
+# ------------------------------------------------------------------ sources
+SOURCES = build.sources()
+#: sub-module imports the sources may use besides ``tsimcne_nb`` and ``tsimcne_nb.widgets``
+#: (none: since the layered layout, ``compare`` is a top-level name like the rest)
+PUBLIC_SUBMODULE_IMPORTS: dict[str, set[str]] = {}
+
+
+def test_every_notebook_has_a_source():
+    assert [p.stem for p in SOURCES] == NAMES
+
+
+def test_notebooks_equal_what_their_sources_produce():
+    stale = build.differences()
+    assert not stale, (f"notebooks differ from their sources: {stale}; edit notebooks/src/*.py "
+                       "and run python notebooks/_build/build.py")
+
+
+def test_build_check_names_a_changed_notebook(tmp_path):
+    """The comparison fails on an edited notebook, an edited source and a missing source."""
+    src, nbs = tmp_path / "src", tmp_path / "nbs"
+    src.mkdir()
+    nbs.mkdir()
+    for name in ("00_quickstart", "02_bloodmnist"):
+        (src / f"{name}.py").write_bytes((NB_DIR / "src" / f"{name}.py").read_bytes())
+        (nbs / f"{name}.ipynb").write_bytes((NB_DIR / f"{name}.ipynb").read_bytes())
+    assert build.differences(src, nbs) == []
+    # a notebook edited by hand (here: one more sentence in its last cell)
+    text = (nbs / "02_bloodmnist.ipynb").read_text()
+    (nbs / "02_bloodmnist.ipynb").write_text(text.replace("Licence: CC BY 4.0.", "Licence: CC BY."))
+    assert build.differences(src, nbs) == ["02_bloodmnist.ipynb"]
+    # a source edited without rebuilding
+    (src / "00_quickstart.py").write_text((src / "00_quickstart.py").read_text() + "\n# %%\n1 + 1\n")
+    assert build.differences(src, nbs) == ["00_quickstart.ipynb", "02_bloodmnist.ipynb"]
+    # a notebook without a source
+    (nbs / "extra.ipynb").write_text("{}")
+    assert "extra.ipynb (no source src/extra.py)" in build.differences(src, nbs)
+
+
+def test_build_check_exit_status(monkeypatch, capsys):
+    assert build.main(["--check"]) == 0
+    monkeypatch.setattr(build, "differences", lambda: ["05_pcam.ipynb"])
+    assert build.main(["--check"]) == 1
+    assert "notebooks/05_pcam.ipynb" in capsys.readouterr().out
+
+
+def test_conversion_is_deterministic_and_keeps_tags():
+    source = (NB_DIR / "src" / "05_pcam.py").read_text()
+    nb1, nb2 = build.to_notebook(source), build.to_notebook(source)
+    assert nb1 == nb2
+    assert [c["id"] for c in nb1.cells] == [f"cell-{i:02d}" for i in range(len(nb1.cells))]
+    tagged = [c for c in nb1.cells if c.metadata.get("tags")]
+    assert [c.metadata["tags"] for c in tagged] == [["parameters"]]
+    assert all(set(c.metadata) <= {"tags"} for c in nb1.cells)  # no jupytext metadata
+
+
+def _private_imports(source: str) -> list[str]:
+    """Imports and attributes of ``tsimcne_nb`` in ``source`` that are not its public API."""
+    import tsimcne_nb
+    import tsimcne_nb.widgets
+
+    public = {"tsimcne_nb": set(tsimcne_nb.__all__),
+              "tsimcne_nb.widgets": set(tsimcne_nb.widgets.__all__), **PUBLIC_SUBMODULE_IMPORTS}
+    code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    bad = []
+    for node in ast.walk(ast.parse(code)):
+        if isinstance(node, ast.Import):
+            bad += [a.name for a in node.names
+                    if a.name.startswith("tsimcne_nb.") and a.name not in ("tsimcne_nb.widgets",)]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "tsimcne_nb":
+            allowed = public.get(node.module)
+            bad += [f"{node.module}.{a.name}" for a in node.names
+                    if allowed is None or a.name not in allowed]
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+              and node.value.id == "tsimcne_nb" and node.attr not in public["tsimcne_nb"]):
+            bad.append(f"tsimcne_nb.{node.attr}")
+    return bad
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=[p.stem for p in SOURCES])
+def test_sources_import_only_the_public_api(path):
+    bad = _private_imports(path.read_text())
+    assert not bad, (f"{path.name} uses {bad}: import from tsimcne_nb (add the name to the "
+                     "lazy map in tsimcne_nb/__init__.py if it is missing)")
+
+
+def test_public_api_check_can_fail():
+    assert _private_imports("from tsimcne_nb._torch_utils import resolve_device") == [
+        "tsimcne_nb._torch_utils.resolve_device"]
+    assert _private_imports("from tsimcne_nb import figures\nimport tsimcne_nb.qc") == [
+        "tsimcne_nb.figures", "tsimcne_nb.qc"]
+    assert _private_imports("import tsimcne_nb\ntsimcne_nb.budgets.resolve_budget('quick')") == [
+        "tsimcne_nb.budgets"]
+    assert _private_imports("from tsimcne_nb.widgets import Explorer\n"
+                            "from tsimcne_nb import TSimCNE, load_tutorial_dataset") == []
+
+
+def test_sources_pass_ruff():
+    import shutil
+    import subprocess
+
+    ruff = shutil.which("ruff")
+    if ruff is None:
+        pytest.skip("ruff is not installed (pip install ruff)")
+    res = subprocess.run([ruff, "check", "--no-cache", str(NB_DIR / "src")], capture_output=True,
+                         text=True, cwd=ROOT)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
 # ------------------------------------------------------------------ data-loading cells
 def _run_until_loaded(path: Path, **overrides) -> dict:
     """Run the parameters, set-up and data cells of a notebook in-process (no kernel)."""
@@ -149,7 +262,7 @@ def _run_until_loaded(path: Path, **overrides) -> dict:
             continue
         exec("\n".join(line for line in cell.source.splitlines()
                        if not line.lstrip().startswith("%")), ns)
-        if "load_dataset(NAME" in cell.source:
+        if "load_tutorial_dataset(" in cell.source:
             return ns
     raise AssertionError(f"{path.name} has no data-loading cell")
 
@@ -171,22 +284,23 @@ def test_quick_budget_without_data_uses_marked_standins(tmp_path, monkeypatch, c
     monkeypatch.setenv("TSIMCNE_DATA", str(data))
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     ns = _run_until_loaded(NB_DIR / "02_bloodmnist.ipynb", DEVICE="cpu", STANDIN_N=64)
-    assert ns["STANDIN"] is True and ns["dataset"].synthetic
+    assert ns["dataset"].synthetic
     assert ns["dataset"].name.startswith("synthetic-standin-") and "SYNTHETIC" in ns["TAG"]
-    assert "THIS RUN USES SYNTHETIC STAND-IN DATA" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "The real data is not there" in out and "THIS RUN USES SYNTHETIC STAND-IN DATA" in out
     # the stand-ins went to a temporary folder, never into the data folder
     assert not any(data.iterdir()) and any(scratch.iterdir())
 
 
 def test_standins_left_in_the_data_folder_are_not_taken_for_real(tmp_path, monkeypatch, capsys):
-    from tsimcne_nb.datasets.standins import write_standin_files
+    from tsimcne_nb.data.standins import write_standin_files
 
     write_standin_files("pathmnist", tmp_path, n=45)
     monkeypatch.setenv("TSIMCNE_DATA", str(tmp_path))
     ns = _run_until_loaded(NB_DIR / "04_pathmnist.ipynb", DEVICE="cpu")
     assert "The real data is not there" not in capsys.readouterr().out  # loaded from the folder
     assert len(ns["dataset"]) == 45
-    assert ns["STANDIN"] is True and ns["dataset"].synthetic
+    assert ns["dataset"].synthetic and ns["dataset"].name.startswith("synthetic-standin-")
 
 
 # ------------------------------------------------------------------ execution

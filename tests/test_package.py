@@ -31,7 +31,7 @@ def test_lazy_attribute_unknown_name():
 
 
 def test_lazy_attribute_resolves():
-    from tsimcne_nb.datasets.core import ImageDataset
+    from tsimcne_nb.data.core import ImageDataset
 
     assert tsimcne_nb.ImageDataset is ImageDataset
 

@@ -28,7 +28,7 @@ def test_negative_count_is_refused():
 
 @pytest.mark.parametrize("n", [4, 12])
 def test_figure_and_explorer_png_use_the_same_colours(n):
-    from tsimcne_nb.figures import class_colors
+    from tsimcne_nb.viz.figures import class_colors
     from tsimcne_nb.widgets.explorer import render_map_png
 
     assert [to_hex(c) for c in class_colors(n)] == category_hex(n)

@@ -12,8 +12,10 @@ import pandas as pd
 import pytest
 
 from tsimcne_nb import qc
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.pipelines.qc import qc_to_directory
+from tsimcne_nb.qc import report as report_module
 
 
 # ----------------------------------------------------------------- helpers
@@ -156,7 +158,7 @@ def test_feature_closure_is_relative_to_ordinary_neighbourhoods():
     assert abs(ordinary) < 1.0
     assert random_set < -1.0
     # a precomputed neighbour graph gives the same answer
-    knn = qc._feature_knn(feats, 10, "euclidean")
+    knn = report_module._feature_knn(feats, 10, "euclidean")
     again = qc.feature_closure(feats, [np.flatnonzero(truth)], metric="euclidean", knn=knn)
     assert again[0] == pytest.approx(planted)
     with pytest.raises(ConfigError, match="k \\(neighbours"):
@@ -334,7 +336,7 @@ def test_merge_keeps_a_small_group_inside_a_large_one_apart():
     big = pd.DataFrame({"group": [0], "size": [100], "members": [np.arange(100)], "score": [1.0]})
     pair = pd.DataFrame({"group": [0], "size": [2], "members": [np.array([3, 4])], "score": [2.0]})
     same = pd.DataFrame({"group": [0], "size": [90], "members": [np.arange(5, 95)], "score": [0.5]})
-    merged = qc._merge_groups({"tight-cluster": big, "near-duplicate": pair, "feature-cluster": same}, 0.5)
+    merged = report_module._merge_groups({"tight-cluster": big, "near-duplicate": pair, "feature-cluster": same}, 0.5)
     assert len(merged) == 2  # the pair stays its own finding; the 90 images are the same group
     top = merged.iloc[0]
     assert top["kind"] == "tight-cluster" and top["confirmed_by"] == ["feature-cluster"]
@@ -485,7 +487,7 @@ def test_qc_report_ranks_tags_and_exports(tmp_path):
     report = qc.qc_report(ds, emb, min_evidence=1.0)
     g = report.groups
     assert list(g["rank"]) == list(range(1, len(g) + 1))
-    assert set(g["kind"]) <= set(qc.KINDS)
+    assert set(g["kind"]) <= set(report_module.KINDS)
     assert list(g["evidence"]) == sorted(g["evidence"], reverse=True)
     top = g.iloc[0]
     assert top["kind"] == "tight-cluster"
@@ -494,7 +496,7 @@ def test_qc_report_ranks_tags_and_exports(tmp_path):
     assert {tuple(sorted(m)) for m in g.loc[g["kind"] == "exact-duplicate", "members"]} == {(4, 5)}
     # suggested tags: the exact pair keeps one copy; the tight cluster is suggested for review
     assert report.tags.loc[4, "tag"] == "keep" and report.tags.loc[5, "tag"] == "duplicate"
-    assert set(report.tags["tag"]) <= set(qc.TAGS)
+    assert set(report.tags["tag"]) <= set(report_module.TAGS)
     assert (report.tags.loc[np.flatnonzero(truth), "tag"] != "keep").mean() >= 0.9
     excl = report.exclusion_list()
     assert set(excl["index"]) == set(np.flatnonzero(report.tags["tag"] != "keep"))
@@ -579,7 +581,7 @@ def test_qc_experiment_plumbing():
 # --------------------------------------------------------- qc_to_directory
 def test_qc_to_directory_tsne_pixels_end_to_end(tmp_path):
     ds = _random_dataset(150, size=16)
-    out = qc.qc_to_directory(ds, tmp_path / "qc", inject="duplicates:10,artefacts:5",
+    out = qc_to_directory(ds, tmp_path / "qc", inject="duplicates:10,artefacts:5",
                              map_method="tsne-pixels", num_threads=1, progress=False)
     files = {p.name for p in (tmp_path / "qc").iterdir()}
     assert files == {"report.csv", "exclusion_list.csv", "qc_figure.png", "properties.parquet",
@@ -595,11 +597,11 @@ def test_qc_to_directory_tsne_pixels_end_to_end(tmp_path):
     report = pd.read_csv(tmp_path / "qc" / "report.csv")
     assert set(report["experiment"]) <= {"duplicates", "artefacts"}
     with pytest.raises(FileExistsError, match="overwrite"):
-        qc.qc_to_directory(ds, tmp_path / "qc", map_method="tsne-pixels", num_threads=1)
+        qc_to_directory(ds, tmp_path / "qc", map_method="tsne-pixels", num_threads=1)
     with pytest.raises(ConfigError, match="duplicates:100"):
-        qc.qc_to_directory(ds, tmp_path / "other", inject="dupes:3", map_method="tsne-pixels")
+        qc_to_directory(ds, tmp_path / "other", inject="dupes:3", map_method="tsne-pixels")
     with pytest.raises(ConfigError, match="map_method"):
-        qc.qc_to_directory(ds, tmp_path / "other", map_method="umap")
+        qc_to_directory(ds, tmp_path / "other", map_method="umap")
     assert not (tmp_path / "other").exists()  # bad configuration fails before anything is written
     assert out.splitlines()[0] == f"QC report (tsne-pixels map) written to {tmp_path / 'qc'}"
     for kind, r in rec.items():  # the summary repeats what recovery.json holds
@@ -631,9 +633,9 @@ def test_qc_to_directory_tsimcne_plumbing(tmp_path, monkeypatch):
     import types
 
     calls = []
-    monkeypatch.setitem(sys.modules, "tsimcne_nb.training", types.SimpleNamespace(TSimCNE=_fake_tsimcne(calls)))
+    monkeypatch.setitem(sys.modules, "tsimcne_nb.estimators", types.SimpleNamespace(TSimCNE=_fake_tsimcne(calls)))
     ds = _random_dataset(150, size=16)
-    qc.qc_to_directory(ds, tmp_path, inject={"duplicates": 15}, map_method="tsimcne", augment="rot90",
+    qc_to_directory(ds, tmp_path, inject={"duplicates": 15}, map_method="tsimcne", augment="rot90",
                        budget="quick", device="cpu", random_state=2, num_threads=1, progress=False)
     assert calls == [{"augment": "rot90", "budget": "quick", "random_state": 2, "device": "cpu",
                       "num_threads": 1, "progress": False}]
@@ -645,9 +647,9 @@ def test_qc_to_directory_several_maps_side_by_side(tmp_path, monkeypatch):
     import sys
     import types
 
-    monkeypatch.setitem(sys.modules, "tsimcne_nb.training", types.SimpleNamespace(TSimCNE=_fake_tsimcne([])))
+    monkeypatch.setitem(sys.modules, "tsimcne_nb.estimators", types.SimpleNamespace(TSimCNE=_fake_tsimcne([])))
     ds = _random_dataset(150, size=16)
-    out = qc.qc_to_directory(ds, tmp_path / "qc", inject="duplicates:15,artefacts:5",
+    out = qc_to_directory(ds, tmp_path / "qc", inject="duplicates:15,artefacts:5",
                              map_method="tsimcne,tsne-pixels", num_threads=1, progress=False)
     for m in ("tsimcne", "tsne-pixels"):
         assert (tmp_path / "qc" / m / "report.csv").exists() and (tmp_path / "qc" / m / "recovery.json").exists()
@@ -656,24 +658,24 @@ def test_qc_to_directory_several_maps_side_by_side(tmp_path, monkeypatch):
     for m in rec:  # each folder's own recovery.json agrees with the combined one
         assert json.loads((tmp_path / "qc" / m / "recovery.json").read_text()) == rec[m]
     lines = out.splitlines()
-    assert "tsimcne map" in lines[1] and "tsne-pixels map" in lines[1] and "SYNTHETIC" in lines[1]
+    assert "tsimcne map" in lines[1] and "tsne-pixels map" in lines[1] and "(synthetic)" in lines[1]
     dup = rec["tsimcne"]["duplicates"], rec["tsne-pixels"]["duplicates"]
     assert lines[2].startswith("15 injected duplicates")
     assert lines[2].split()[3:] == ["P", f"{dup[0]['precision']:.2f}", "R", f"{dup[0]['recall']:.2f}",
                                     "P", f"{dup[1]['precision']:.2f}", "R", f"{dup[1]['recall']:.2f}"]
     # refused before any work when one of the subfolders' files exists; bad lists are refused
     with pytest.raises(FileExistsError, match="overwrite"):
-        qc.qc_to_directory(ds, tmp_path / "qc", map_method="tsne-pixels,tsimcne", num_threads=1)
+        qc_to_directory(ds, tmp_path / "qc", map_method="tsne-pixels,tsimcne", num_threads=1)
     with pytest.raises(ConfigError, match="twice"):
-        qc.qc_to_directory(ds, tmp_path / "x", map_method="tsimcne,tsimcne")
+        qc_to_directory(ds, tmp_path / "x", map_method="tsimcne,tsimcne")
     with pytest.raises(ConfigError, match="one or more of"):
-        qc.qc_to_directory(ds, tmp_path / "x", map_method="tsimcne,umap")
+        qc_to_directory(ds, tmp_path / "x", map_method="tsimcne,umap")
 
 
 def test_to_explorer_tags_skips_empty_tags():
     """An explorer refuses an empty tag list; a report without artefacts must still push its duplicates."""
-    from tsimcne_nb.datasets.core import ImageDataset
-    from tsimcne_nb.qc import qc_report
+    from tsimcne_nb.data.core import ImageDataset
+    from tsimcne_nb.qc.report import qc_report
 
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(30, 16, 16, 3), dtype=np.uint8)
@@ -697,14 +699,14 @@ def test_to_explorer_tags_skips_empty_tags():
 
 def test_qc_to_directory_reuses_a_fitted_model(tmp_path):
     """--model: no training; the model's own map for its training images, transform for others."""
-    from tsimcne_nb.training import TSimCNE
+    from tsimcne_nb.estimators import TSimCNE
 
     ds = _random_dataset(96, size=16)
     model = TSimCNE(budget="quick", total_epochs=(1, 1, 1), batch_size=32, backbone="resnet18_w4",
                     projection_hidden=32, pretrain_dim=8, random_state=0, progress=False,
                     device="cpu").fit(ds)
     path = model.save(tmp_path / "model.pt")
-    out = qc.qc_to_directory(ds, tmp_path / "same", model=path, progress=False)
+    out = qc_to_directory(ds, tmp_path / "same", model=path, progress=False)
     assert "map from the given model: training map" in out
     props = pd.read_parquet(tmp_path / "same" / "properties.parquet")
     np.testing.assert_allclose(props[["x", "y"]].to_numpy(), model.embedding_, rtol=1e-6)
@@ -713,25 +715,25 @@ def test_qc_to_directory_reuses_a_fitted_model(tmp_path):
     assert manifest["config"]["model"]["manifest"]["dataset"]["fingerprint"] == ds.fingerprint()
     # other images (here: a subset) are placed on the model's map with transform
     sub = ds.subset(np.arange(60))
-    out = qc.qc_to_directory(sub, tmp_path / "other", model=model, progress=False)
+    out = qc_to_directory(sub, tmp_path / "other", model=model, progress=False)
     assert "transform (out-of-sample)" in out
     props = pd.read_parquet(tmp_path / "other" / "properties.parquet")
     np.testing.assert_allclose(props[["x", "y"]].to_numpy(), model.transform(sub), rtol=1e-5, atol=1e-5)
     with pytest.raises(ConfigError, match="inject and model"):
-        qc.qc_to_directory(ds, tmp_path / "x", model=path, inject="duplicates:5")
+        qc_to_directory(ds, tmp_path / "x", model=path, inject="duplicates:5")
     with pytest.raises(ConfigError, match="cannot make a tsne-pixels map"):
-        qc.qc_to_directory(ds, tmp_path / "x", model=path, map_method="tsne-pixels")
+        qc_to_directory(ds, tmp_path / "x", model=path, map_method="tsne-pixels")
     with pytest.raises(FileNotFoundError, match="model.pt"):
-        qc.qc_to_directory(ds, tmp_path / "x", model=tmp_path / "missing.pt")
+        qc_to_directory(ds, tmp_path / "x", model=tmp_path / "missing.pt")
     with pytest.raises(ConfigError, match="fitted TSimCNE"):
-        qc.qc_to_directory(ds, tmp_path / "x", model=object())
+        qc_to_directory(ds, tmp_path / "x", model=object())
     assert not (tmp_path / "x").exists()
 
 
 def test_cli_qc_with_model(tmp_path, capsys):
     from tsimcne_nb.cli import main
-    from tsimcne_nb.datasets.registry import load_dataset
-    from tsimcne_nb.training import TSimCNE
+    from tsimcne_nb.data.registry import load_dataset
+    from tsimcne_nb.estimators import TSimCNE
 
     rng = np.random.default_rng(0)
     np.savez(tmp_path / "cells.npz", images=rng.integers(0, 256, size=(64, 16, 16, 3), dtype=np.uint8),
@@ -759,8 +761,8 @@ def test_qc_report_searches_feature_neighbours_once(monkeypatch):
     feats[truth] = feats[truth][0] + rng.normal(0, 0.05, size=(truth.sum(), 16))
     ds = _random_dataset(len(emb))
     calls = []
-    real = qc._feature_knn
-    monkeypatch.setattr(qc, "_feature_knn", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw))
+    real = report_module._feature_knn
+    monkeypatch.setattr(report_module, "_feature_knn", lambda *a, **kw: calls.append(a[1]) or real(*a, **kw))
     report = qc.qc_report(ds, emb, feats, n_neighbors=8)
     assert calls == [8]
     assert {"tight-cluster", "feature-cluster"} <= {report.groups.loc[0, "kind"], *report.groups.loc[0, "confirmed_by"]}

@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 
 from tsimcne_nb import qc
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.pipelines.qc import qc_to_directory
+from tsimcne_nb.qc.report import TAGS
 
 pytest.importorskip("jscatter")
 
@@ -76,11 +78,11 @@ def test_widget_picker_and_buttons_drive_the_review(report):
     review = QCReview(report)
     w = review.widget
     picker, *buttons = w.children[0].children
-    assert [b.description for b in buttons] == [f"tag group: {t}" for t in qc.TAGS]
+    assert [b.description for b in buttons] == [f"tag group: {t}" for t in TAGS]
     picker.value = 2
     assert review.current == 2
     np.testing.assert_array_equal(review.explorer.selected, _members(report, 2))
-    buttons[qc.TAGS.index("artefact")].click()
+    buttons[TAGS.index("artefact")].click()
     assert (report.tags.loc[_members(report, 2), "tag"] == "artefact").all()
     assert f"tagged: artefact {len(_members(report, 2))}" in w.children[1].value
     review.show_group(1)  # Python -> picker
@@ -124,7 +126,7 @@ def test_colour_layers(report):
 def test_review_opens_a_qc_command_folder(report, tmp_path):
     """Issue 14 fix 6: what `tsimcne-nb qc` writes opens in QCReview (with the images)."""
     out = tmp_path / "qc"
-    qc.qc_to_directory(report.dataset, out, map_method="tsne-pixels", num_threads=1, progress=False)
+    qc_to_directory(report.dataset, out, map_method="tsne-pixels", num_threads=1, progress=False)
     review = QCReview.from_folder(out, report.dataset, height=300)
     rep = review.report
     written = pd.read_csv(out / "report.csv")

@@ -19,15 +19,13 @@ import pytest
 import torch
 
 from tsimcne_nb.cli import main
-from tsimcne_nb.datasets.core import ImageDataset, validate_images
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.errors import ConfigError, DataError, ModelFileError
+from tsimcne_nb.estimators import TSimCNE
 from tsimcne_nb.modelfile import read_file, write_file
-from tsimcne_nb.training import (
-    FIT_OUTPUTS,
-    TSimCNE,
-    fit_to_directory,
-    list_checkpoints,
-)
+from tsimcne_nb.pipelines.fit import FIT_OUTPUTS, fit_to_directory
+from tsimcne_nb.train.checkpoints import list_checkpoints
+from tsimcne_nb.validation import validate_images
 
 FIT = dict(total_epochs=(1, 1, 1), backbone="resnet18_w4", batch_size=16, device="cpu",
            num_threads=1, progress=False, projection_hidden=32, pretrain_dim=8)
@@ -317,7 +315,7 @@ def _no_training(monkeypatch):
 @pytest.mark.parametrize("command", ["fit", "compare", "qc"])
 def test_preflight_refuses_before_training(tmp_path, npz_path, capsys, monkeypatch, command):
     _no_training(monkeypatch)
-    import tsimcne_nb.compare as compare_mod
+    import tsimcne_nb.pipelines.compare as compare_mod
 
     monkeypatch.setattr(compare_mod, "compare", lambda *a, **k: (_ for _ in ()).throw(
         AssertionError("compare started before the output folder was checked")))
@@ -469,7 +467,7 @@ def test_results_are_written_when_metrics_cannot_be_computed(tmp_path, case):
 def test_16bit_folder_images_are_checked_like_a_16bit_npz(tmp_path):
     from PIL import Image
 
-    from tsimcne_nb.datasets.custom import load_folder, load_npz
+    from tsimcne_nb.data.loaders.custom import load_folder, load_npz
 
     deep = (np.arange(16 * 16).reshape(16, 16) * 200).astype(np.uint16)  # up to 51000
     for i in range(2):
@@ -566,7 +564,7 @@ def test_bad_thread_environment_variable_is_an_argparse_error(monkeypatch, capsy
         main(["fit", "--out", str(tmp_path / "x")])
     assert exc.value.code == 2
     assert "TSIMCNE_NUM_THREADS: expected 'auto' or an integer >= 1; got 'abc'" in capsys.readouterr().err
-    from tsimcne_nb._torch_utils import choose_num_threads
+    from tsimcne_nb._threads import choose_num_threads
 
     with pytest.raises(ConfigError, match="TSIMCNE_NUM_THREADS must be an integer >= 1 or 'auto'; got 'abc'"):
         choose_num_threads("auto")
@@ -577,7 +575,7 @@ def test_bad_thread_environment_variable_is_an_argparse_error(monkeypatch, capsy
 
 
 def test_fp16_on_cpu_warns_that_it_is_slow():
-    from tsimcne_nb._torch_utils import autocast_dtype
+    from tsimcne_nb.train.device import autocast_dtype
 
     with pytest.warns(UserWarning, match="fp16.*CPU.*slower"):
         assert autocast_dtype(torch.device("cpu"), "fp16") == torch.float16

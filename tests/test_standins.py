@@ -7,8 +7,8 @@ import pickle
 import numpy as np
 import pytest
 
-from tsimcne_nb.datasets.registry import load_dataset
-from tsimcne_nb.datasets.standins import (
+from tsimcne_nb.data.registry import load_dataset
+from tsimcne_nb.data.standins import (
     README_NAME,
     STANDIN_NAMES,
     is_standin,

@@ -1,13 +1,14 @@
-"""Tests of the synthetic blood-smear generator ``tsimcne_nb.synthetic``."""
+"""Tests of the synthetic blood-smear generator ``tsimcne_nb.data.synthetic``."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
+from tsimcne_nb.data.synthetic.cells import CLASS_NAMES
+from tsimcne_nb.data.synthetic.generator import _main, make_synthetic_blood
 from tsimcne_nb.errors import ConfigError
-from tsimcne_nb.synthetic import CLASS_NAMES, _main, make_synthetic_blood
 
 K = len(CLASS_NAMES)
 

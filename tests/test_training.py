@@ -14,25 +14,20 @@ import pytest
 import torch
 from sklearn.exceptions import NotFittedError as SkNotFittedError
 
-from tsimcne_nb.budgets import PAPER, QUICK, Budget, auto_learning_rate, lr_at, resolve_budget
-from tsimcne_nb.callbacks import (
+from tsimcne_nb.data.core import ImageDataset
+from tsimcne_nb.errors import ConfigError, DataError, TSimCNEError
+from tsimcne_nb.estimators import BYOL, SimCLR, TSimCNE
+from tsimcne_nb.estimators.base import NotFittedError, TrainingOutOfMemoryError
+from tsimcne_nb.eval.callbacks import KNNCallback
+from tsimcne_nb.train.budgets import PAPER, QUICK, Budget, auto_learning_rate, lr_at, resolve_budget
+from tsimcne_nb.train.callbacks import (
     CallbackContext,
     EarlyStopping,
-    KNNCallback,
     SnapshotCallback,
     StopTraining,
 )
-from tsimcne_nb.datasets.core import ImageDataset
-from tsimcne_nb.errors import ConfigError, DataError, TSimCNEError
-from tsimcne_nb.training import (
-    BYOL,
-    NotFittedError,
-    SimCLR,
-    TrainingOutOfMemoryError,
-    TSimCNE,
-    _Trainer,
-    list_checkpoints,
-)
+from tsimcne_nb.train.checkpoints import list_checkpoints
+from tsimcne_nb.train.loop import _Trainer
 
 N, SIZE, BATCH = 64, 16, 16
 
@@ -239,7 +234,7 @@ def test_save_load_roundtrip(data, tmp_path):
 
 
 def test_save_load_custom_budget_and_augmentation(data, tmp_path):
-    from tsimcne_nb.augmentations import make_augmentation
+    from tsimcne_nb.nn.augmentations import make_augmentation
 
     images, _ = data
     budget = Budget("mine", (1, 1, 1), BATCH, 0.5, 0, "resnet18_w4", "resnet18_w4")
@@ -550,7 +545,7 @@ def _ddp_worker(rank: int, port: int, outdir: str) -> None:
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE="2", LOCAL_RANK=str(rank))
-    from tsimcne_nb import distributed as D
+    from tsimcne_nb.train import distributed as D
 
     images = _ddp_data()
     try:

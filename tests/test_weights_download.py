@@ -16,10 +16,11 @@ import numpy as np
 import pytest
 from _fakes import serve_loopback
 
-from tsimcne_nb import baselines
-from tsimcne_nb import compare as cmp
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.errors import DataError, DatasetNotFoundError, DownloadError
+from tsimcne_nb.eval import baselines
+from tsimcne_nb.eval import compare as cmp
+from tsimcne_nb.eval import weights as wfiles
 
 torch = pytest.importorskip("torch")
 tvm = pytest.importorskip("torchvision.models")
@@ -88,8 +89,8 @@ KW = {"resize": 40, "crop": 32, "device": "cpu", "batch_size": 8}
 def test_download_through_torchvision_checks_the_hash(server, hub, monkeypatch, resnet18_file, small):
     payload, _ = resnet18_file
     name = _serve_as_torchvision(server, monkeypatch, payload)
-    assert baselines.imagenet_weights_file("resnet18") == hub / name
-    assert baselines.published_hash_prefix("resnet18") == name[9:17]
+    assert wfiles.imagenet_weights_file("resnet18") == hub / name
+    assert wfiles.published_hash_prefix("resnet18") == name[9:17]
     # offline (no download=True): the clear error, and nothing is requested
     with pytest.raises(DatasetNotFoundError, match="download=True"):
         baselines.imagenet_features(small, weights="imagenet", **KW)
@@ -99,7 +100,7 @@ def test_download_through_torchvision_checks_the_hash(server, hub, monkeypatch, 
     assert server.requests == [f"/models/{name}"]
     assert (hub / name).read_bytes() == payload  # into the torch hub cache, under torchvision's name
     assert hashlib.sha256((hub / name).read_bytes()).hexdigest().startswith(name[9:17])
-    assert baselines.is_published_imagenet_file("resnet18", hub / name)
+    assert wfiles.is_published_imagenet_file("resnet18", hub / name)
     # the downloaded weights are really used: they are the seed-5 random init
     ref = baselines.imagenet_features(small, weights=None, random_state=5, **KW)
     np.testing.assert_allclose(feats, ref, rtol=1e-4, atol=1e-5)
@@ -112,7 +113,7 @@ def test_wrong_hash_is_refused_and_nothing_is_kept(server, hub, monkeypatch, res
     payload, _ = resnet18_file
     name = _serve_as_torchvision(server, monkeypatch, payload, prefix="deadbeef")
     with pytest.raises(DownloadError) as info:
-        baselines.download_imagenet_weights("resnet18", progress=False)
+        wfiles.download_imagenet_weights("resnet18", progress=False)
     msg = str(info.value)
     assert name in msg and "deadbeef" in msg  # the file and the expected hash
     assert hashlib.sha256(payload).hexdigest() in msg  # and what came instead
@@ -124,7 +125,7 @@ def test_failed_download_keeps_the_offline_message(server, hub, monkeypatch):
     monkeypatch.setattr(tvm.ResNet18_Weights.IMAGENET1K_V1.value, "url",
                         server.base + "/models/resnet18-0123abcd.pth")  # not served: 404
     with pytest.raises(DatasetNotFoundError) as info:
-        baselines.download_imagenet_weights("resnet18", progress=False)
+        wfiles.download_imagenet_weights("resnet18", progress=False)
     msg = str(info.value)
     assert "resnet18-0123abcd.pth" in msg and str(hub) in msg and "404" in msg
     assert "weights=None" in msg
@@ -134,34 +135,34 @@ def test_check_weights_file(tmp_path, resnet18_file):
     payload, state = resnet18_file
     good = tmp_path / "good.pth"
     good.write_bytes(payload)
-    assert set(baselines.check_weights_file(good, "resnet18")) == set(state)
+    assert set(wfiles.check_weights_file(good, "resnet18")) == set(state)
     # torchvision's own older files have no num_batches_tracked: accepted
     torch.save({k: v for k, v in state.items() if not k.endswith("num_batches_tracked")},
                tmp_path / "old.pth")
-    baselines.check_weights_file(tmp_path / "old.pth", "resnet18")
+    wfiles.check_weights_file(tmp_path / "old.pth", "resnet18")
     # a {"state_dict": ...} checkpoint is unwrapped
     torch.save({"state_dict": state, "epoch": 3}, tmp_path / "ckpt.pth")
-    baselines.check_weights_file(tmp_path / "ckpt.pth", "resnet18")
+    wfiles.check_weights_file(tmp_path / "ckpt.pth", "resnet18")
 
     with pytest.raises(DataError, match=r"not a torchvision resnet152.*use arch='resnet18'"):
-        baselines.check_weights_file(good, "resnet152")
+        wfiles.check_weights_file(good, "resnet152")
     torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "ddp.pth")
     with pytest.raises(DataError, match="module.state_dict"):
-        baselines.check_weights_file(tmp_path / "ddp.pth", "resnet18")
+        wfiles.check_weights_file(tmp_path / "ddp.pth", "resnet18")
     broken = dict(state)
     broken["fc.weight"] = torch.zeros(10, 512)
     del broken["layer4.1.bn2.weight"]
     torch.save(broken, tmp_path / "broken.pth")
     with pytest.raises(DataError) as info:
-        baselines.check_weights_file(tmp_path / "broken.pth", "resnet18")
+        wfiles.check_weights_file(tmp_path / "broken.pth", "resnet18")
     msg = str(info.value)
     assert "broken.pth" in msg and "layer4.1.bn2.weight" in msg and "fc.weight (10, 512)" in msg
     (tmp_path / "junk.pth").write_bytes(b"not a torch file")
     with pytest.raises(DataError, match="junk.pth could not be read"):
-        baselines.check_weights_file(tmp_path / "junk.pth", "resnet18")
+        wfiles.check_weights_file(tmp_path / "junk.pth", "resnet18")
     torch.save([1, 2, 3], tmp_path / "list.pth")
     with pytest.raises(DataError, match="not a state dict"):
-        baselines.check_weights_file(tmp_path / "list.pth", "resnet18")
+        wfiles.check_weights_file(tmp_path / "list.pth", "resnet18")
 
 
 def _fake_features(seen):

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.errors import ConfigError, DataError
 
 jscatter = pytest.importorskip("jscatter")
@@ -338,7 +338,7 @@ def test_gallery_renders_distinct_views_per_preset(blobs):
     pytest.importorskip("torch")
     _, ds = blobs
     g = AugmentationGallery(ds, n_views=6, n_images=2)
-    from tsimcne_nb.augmentations import make_augmentation
+    from tsimcne_nb.nn.augmentations import make_augmentation
 
     assert g._factory is make_augmentation  # the training code's augmentation by default
     views = g.views

@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_args(p)
     p.add_argument(
         "--methods", default=None,
-        help="comma-separated methods (default: the standard set; see tsimcne_nb.compare.METHODS)",
+        help="comma-separated methods (default: the standard set; see tsimcne_nb.eval.compare.METHODS)",
     )
     p.add_argument("--seeds", default=[0], type=_seeds_arg, help="comma-separated seeds (default 0)")
     p.add_argument("--experiment", default=None, help="named experiment: ablation, linear, cifar-control")
@@ -204,7 +204,7 @@ def parse_options(items: Sequence[str]) -> dict[str, object]:
 
 
 def _load(args: argparse.Namespace):
-    from tsimcne_nb.datasets.registry import load_dataset
+    from tsimcne_nb.data.registry import load_dataset
 
     ds = load_dataset(args.dataset, root=args.data_root, download=args.download, **parse_options(args.option))
     if args.subset:
@@ -259,7 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "datasets":
-        from tsimcne_nb.datasets.registry import describe_datasets
+        from tsimcne_nb.data.registry import describe_datasets
 
         print(describe_datasets())
         return 0
@@ -269,12 +269,12 @@ def _dispatch(args: argparse.Namespace) -> int:
                 f"convert unpickles {args.old}, which runs any code the file holds. Pass --trust only "
                 "if you trust its source (you wrote it, or got it from someone you trust)."
             )
-        from tsimcne_nb.training import convert_legacy_file
+        from tsimcne_nb.pipelines.convert import convert_legacy_file
 
         print(convert_legacy_file(args.old, args.new, overwrite=args.overwrite))
         return 0
     if args.command == "preview":
-        from tsimcne_nb.figures import contact_sheet
+        from tsimcne_nb.viz.figures import contact_sheet
 
         ds = _load(args)
         contact_sheet(ds, n_per_class=args.per_class, path=args.out, overwrite=args.overwrite)
@@ -285,7 +285,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         num_threads=args.num_threads, overwrite=args.overwrite, progress=not args.no_progress,
     )
     if args.command == "fit":
-        from tsimcne_nb.training import fit_to_directory
+        from tsimcne_nb.pipelines.fit import fit_to_directory
 
         epochs = _parse_epochs(args.epochs)  # before loading: a typo fails at once
         result = fit_to_directory(
@@ -297,7 +297,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             **common,
         )
     elif args.command == "compare":
-        from tsimcne_nb.compare import compare_to_directory
+        from tsimcne_nb.pipelines.compare import compare_to_directory
 
         result = compare_to_directory(
             _load(args),
@@ -309,7 +309,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             **common,
         )
     elif args.command == "qc":
-        from tsimcne_nb.qc import qc_to_directory
+        from tsimcne_nb.pipelines.qc import qc_to_directory
 
         result = qc_to_directory(
             _load(args), inject=args.inject, augment=args.augment, map_method=args.map_method,

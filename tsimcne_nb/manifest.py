@@ -43,7 +43,7 @@ def build_manifest(
     config
         The parameters that made it, verbatim.
     dataset
-        An :class:`~tsimcne_nb.datasets.core.ImageDataset` (its ``summary()`` with the
+        An :class:`~tsimcne_nb.data.core.ImageDataset` (its ``summary()`` with the
         content fingerprint is stored) or an already-made summary dict.
     """
     if dataset is not None and hasattr(dataset, "summary"):

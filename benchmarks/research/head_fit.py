@@ -6,10 +6,10 @@ import numpy as np
 import torch
 from openTSNE import TSNE
 
-from tsimcne_nb.evaluation import evaluate
+from tsimcne_nb.data.synthetic.generator import make_synthetic_blood
+from tsimcne_nb.eval.metrics import evaluate
 from tsimcne_nb.modelfile import read_file  # checkpoints are data-only files
-from tsimcne_nb.models import ContrastiveNet, ProjectionHead, make_backbone
-from tsimcne_nb.synthetic import make_synthetic_blood
+from tsimcne_nb.nn.models import ContrastiveNet, ProjectionHead, make_backbone
 
 torch.set_num_threads(1)
 ck = sys.argv[1]

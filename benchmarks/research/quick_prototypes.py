@@ -42,9 +42,16 @@ def main() -> None:
     p.add_argument("--log", default=None)
     a = p.parse_args()
 
-    import tsimcne_nb.training as T
-    from tsimcne_nb.evaluation import evaluate, knn_accuracy
-    from tsimcne_nb.synthetic import make_synthetic_blood
+    from types import SimpleNamespace
+
+    from tsimcne_nb.estimators import TSimCNE
+    from tsimcne_nb.train.feed import _infer
+    from tsimcne_nb.train.loop import _Trainer
+
+    # the pieces this prototype patches, under the one name it used before the layers split
+    T = SimpleNamespace(TSimCNE=TSimCNE, _Trainer=_Trainer, _infer=_infer)
+    from tsimcne_nb.data.synthetic.generator import make_synthetic_blood
+    from tsimcne_nb.eval.metrics import evaluate, knn_accuracy
 
     ds = make_synthetic_blood(n=a.n, random_state=0)
     state: dict = {}
@@ -189,7 +196,7 @@ def main() -> None:
     lr = a.lr if a.lr is not None else "auto"
     augment = a.augment
     if a.crop_lo is not None:
-        from tsimcne_nb.augmentations import make_augmentation
+        from tsimcne_nb.nn.augmentations import make_augmentation
 
         augment = make_augmentation(a.augment, 28, crop_scale=(a.crop_lo, 1.0))
     model = Est(

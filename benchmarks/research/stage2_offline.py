@@ -9,12 +9,12 @@ import numpy as np
 import torch
 from openTSNE import TSNE
 
-from tsimcne_nb.augmentations import make_augmentation
-from tsimcne_nb.evaluation import evaluate, knn_accuracy
-from tsimcne_nb.losses import cauchy_infonce
+from tsimcne_nb.data.synthetic.generator import make_synthetic_blood
+from tsimcne_nb.eval.metrics import evaluate, knn_accuracy
 from tsimcne_nb.modelfile import read_file  # checkpoints are data-only files
-from tsimcne_nb.models import ContrastiveNet, ProjectionHead, make_backbone
-from tsimcne_nb.synthetic import make_synthetic_blood
+from tsimcne_nb.nn.augmentations import make_augmentation
+from tsimcne_nb.nn.losses import cauchy_infonce
+from tsimcne_nb.nn.models import ContrastiveNet, ProjectionHead, make_backbone
 
 p = argparse.ArgumentParser()
 p.add_argument("ckpt")

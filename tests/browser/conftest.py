@@ -281,7 +281,7 @@ N_PER_CLUSTER = 500
 NOTEBOOK_CELLS = [
     f"""\
 import numpy as np
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.widgets import AugmentationGallery, Explorer
 
 rng = np.random.default_rng(0)
@@ -290,7 +290,7 @@ labels = np.repeat(np.arange(3), n_per)
 centers = np.array([[0.0, 0.0], [30.0, 0.0], [15.0, 26.0]])
 xy = (rng.normal(size=(3 * n_per, 2)) * 2 + centers[labels]).astype("float32")
 try:
-    from tsimcne_nb.synthetic import make_synthetic_blood
+    from tsimcne_nb.data.synthetic.generator import make_synthetic_blood
     images = make_synthetic_blood(n=3 * n_per, size=28).images
 except ImportError:  # the synthetic generator is optional here: random images do too
     images = rng.integers(0, 256, (3 * n_per, 28, 28, 3), dtype=np.uint8)

@@ -24,7 +24,7 @@ CELLS = [
     f"""\
 import numpy as np
 import pandas as pd
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.widgets import Explorer
 
 rng = np.random.default_rng(0)

@@ -13,7 +13,7 @@ CELLS = [
     """\
 import numpy as np
 from tsimcne_nb import qc
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.widgets import QCReview
 
 # three blobs of random (synthetic) images, one planted tight group of 25, one exact duplicate pair

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsimcne_nb.datasets.core import validate_images
 from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.validation import validate_images
 from tsimcne_nb.viz.palette import NUMERIC_CMAP
 from tsimcne_nb.widgets._validate import _validate_embedding
 from tsimcne_nb.widgets.colouring import NEW_CATEGORY, ColorLayer, category_layer, make_layer

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsimcne_nb.datasets.core import as_dataset
+from tsimcne_nb.data.core import as_dataset
 from tsimcne_nb.errors import DataError
-from tsimcne_nb.qc import QCReport
+from tsimcne_nb.qc.report import QCReport
 
 _FILES = ("report.csv", "exclusion_list.csv", "properties.parquet")
 

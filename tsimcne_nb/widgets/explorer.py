@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsimcne_nb.datasets.core import ImageDataset, as_dataset
+from tsimcne_nb.data.core import ImageDataset, as_dataset
 from tsimcne_nb.errors import ConfigError, DataError
 from tsimcne_nb.viz.raster import render_map_png  # noqa: F401 - its old home; imported from here
 from tsimcne_nb.widgets._actions import ActionsMixin
@@ -59,7 +59,7 @@ class Explorer(ActionsMixin, TaggingMixin, StaticFallbackDisplay):
     embedding
         float ``(N, 2)`` coordinates, one per image, in the dataset's order.
     dataset
-        :class:`~tsimcne_nb.datasets.core.ImageDataset` (or a bare uint8
+        :class:`~tsimcne_nb.data.core.ImageDataset` (or a bare uint8
         ``(N, H, W, 3)`` array).
     color_by
         ``"label"`` (class names), ``"tag"``, the name of a metadata column, or an

@@ -17,7 +17,7 @@ import anywidget
 import numpy as np
 import traitlets
 
-from tsimcne_nb.datasets.core import ImageDataset, as_dataset
+from tsimcne_nb.data.core import ImageDataset, as_dataset
 from tsimcne_nb.errors import ConfigError, DataError
 from tsimcne_nb.widgets._display import StaticFallbackDisplay
 from tsimcne_nb.widgets.thumbnails import png_data_uri
@@ -138,7 +138,7 @@ class AugmentationGallery(StaticFallbackDisplay):
         self._size = int(size or self._dataset.image_shape[0])
         self._fill = self._dataset.border_color()
         if augmentation_factory is None:
-            from tsimcne_nb.augmentations import make_augmentation
+            from tsimcne_nb.nn.augmentations import make_augmentation
 
             self._factory = make_augmentation
         else:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tsimcne_nb.datasets.core import ImageDataset
+from tsimcne_nb.data.core import ImageDataset
 from tsimcne_nb.errors import ConfigError
 from tsimcne_nb.widgets._display import StaticFallbackDisplay
 from tsimcne_nb.widgets.explorer import Explorer

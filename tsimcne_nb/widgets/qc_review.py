@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from tsimcne_nb.errors import ConfigError
-from tsimcne_nb.qc import TAGS, QCReport
+from tsimcne_nb.qc.report import TAGS, QCReport
 from tsimcne_nb.widgets._display import StaticFallbackDisplay
 
 #: reason recorded in the report for tags set in the review

@@ -1,5 +1,0 @@
-"""Datasets: the :class:`ImageDataset` object and loaders for every dataset of the paper."""
-
-from tsimcne_nb.datasets.core import ImageDataset, as_dataset
-
-__all__ = ["ImageDataset", "as_dataset"]
