@@ -33,7 +33,7 @@ from tsimcne_nb.widgets.thumbnail_panel import ThumbnailPanel
 from tsimcne_nb.widgets.thumbnails import ThumbnailCache, answer_tooltip
 from tsimcne_nb.widgets.toolbar import ExplorerToolbar
 
-__all__ = ["NEW_CATEGORY", "PREVIEW_KEY", "UNTAGGED", "Explorer"]
+__all__ = ["ACTION_KEYS", "EMPTY_HINT", "PREVIEW_KEY", "Explorer"]
 
 #: name of the (virtual) tooltip preview column: answered by encoding on hover
 PREVIEW_KEY = "__tsimcne_thumbnail__"
