@@ -14,7 +14,7 @@ import pandas as pd
 
 from tsimcne_nb.errors import ConfigError, DataError
 from tsimcne_nb.validation import validate_images
-from tsimcne_nb.viz.palette import NUMERIC_CMAP
+from tsimcne_nb.viz.palette import NUMERIC_CMAP, category_hex
 from tsimcne_nb.widgets._validate import _validate_embedding
 from tsimcne_nb.widgets.colouring import NEW_CATEGORY, ColorLayer, category_layer, make_layer
 from tsimcne_nb.widgets.search import search_mask
@@ -49,12 +49,13 @@ class ActionsMixin:
     def _sync_toolbar(self) -> None:
         layer = getattr(self, "_layer", None)
         tb = self._toolbar
-        tag_layer = category_layer("tag", self._column("tag"), first=list(self._tags))
+        # tag i has colour i of the palette (the tag layer's order), without building the layer
+        tag_pal = category_hex(max(len(self._tags), 1))
         with tb.hold_sync():
             tb.color_options = self.color_options
             tb.color_by = self._color_name
             tb.tags = list(self._tags)
-            tb.tag_colors = {k: v for k, v in tag_layer.colors.items() if k in self._tags}
+            tb.tag_colors = {t: tag_pal[i] for i, t in enumerate(self._tags)}
             if layer is not None:
                 tb.legend_title = layer.name
                 tb.legend = layer.legend()

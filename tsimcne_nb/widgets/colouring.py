@@ -98,11 +98,19 @@ def category_layer(
     other values follow sorted; ``new`` (points where ``is_new``), ``untagged`` and
     missing values come last in their own fixed colours.
     """
-    ser = pd.Series(values, copy=True).astype(object)
-    ser = ser.where(ser.notna(), MISSING).astype(str)
-    if is_new is not None and is_new.any():
-        ser = ser.where(~np.asarray(is_new, bool), NEW_CATEGORY)
-    present = set(pd.unique(ser))
+    # factorise once and relabel the codes: string conversion of a million values is slow
+    # (factorize, not Categorical: it does not sort, so mixed types such as 1 and "a" work)
+    codes, uniques = pd.factorize(pd.Series(values).to_numpy(), use_na_sentinel=True)
+    names = [str(c) for c in uniques]
+    codes = np.asarray(codes, dtype=np.int64)
+    used = np.zeros(len(names), bool)
+    used[np.unique(codes[codes >= 0])] = True
+    new_mask = None if is_new is None else np.asarray(is_new, bool)
+    present = {n for n, u in zip(names, used, strict=True) if u}
+    if (codes < 0).any():
+        present.add(MISSING)
+    if new_mask is not None and new_mask.any():
+        present.add(NEW_CATEGORY)
     ordinary = [str(c) for c in first if str(c) not in _SPECIAL]
     ordinary += sorted(c for c in present - set(ordinary) if c not in _SPECIAL)
     special = [c for c in _SPECIAL if c in present]
@@ -110,7 +118,13 @@ def category_layer(
     pal = category_hex(max(len(ordinary), 1))
     colors = {c: pal[i] for i, c in enumerate(ordinary)}
     colors.update({c: _SPECIAL[c] for c in special})
-    return ColorLayer(name, pd.Series(pd.Categorical(ser, categories=cats)), colors)
+    where = {c: i for i, c in enumerate(cats)}
+    lut = np.asarray([where.get(n, -1) for n in names], dtype=np.int64)
+    out = np.full(len(codes), where.get(MISSING, -1), dtype=np.int64)
+    out[codes >= 0] = lut[codes[codes >= 0]]
+    if new_mask is not None and new_mask.any():
+        out[new_mask] = where[NEW_CATEGORY]
+    return ColorLayer(name, pd.Series(pd.Categorical.from_codes(out, categories=cats)), colors)
 
 
 def make_layer(
