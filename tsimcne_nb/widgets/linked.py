@@ -83,9 +83,11 @@ class LinkedExplorer(StaticFallbackDisplay):
 
     @property
     def selected(self) -> np.ndarray:
+        """The shared selection (indices, sorted)."""
         return self.explorers[0].selected
 
     def select(self, indices: Any) -> LinkedExplorer:
+        """Select ``indices`` on every map."""
         self.explorers[0].select(indices)
         return self
 
@@ -106,15 +108,18 @@ class LinkedExplorer(StaticFallbackDisplay):
         return self.explorers[0].tag_selection(name, why=why)
 
     def show_tags(self) -> LinkedExplorer:
+        """Colour every map by tag."""
         for ex in self.explorers:
             ex.show_tags()
         return self
 
     def export(self, path: str | pathlib.Path, what: str = "tags", overwrite: bool = False):
+        """Write the tags or the selection (as :meth:`Explorer.export`)."""
         return self.explorers[0].export(path, what=what, overwrite=overwrite)
 
     @property
     def panel(self) -> ThumbnailPanel:
+        """The shared thumbnail panel."""
         return self.explorers[0].panel
 
     @property
