@@ -597,3 +597,12 @@ def test_add_panel(explorer):
     assert late in side.children[-1].children
     with pytest.raises(ConfigError, match="ipywidgets"):
         explorer.add_panel("not a widget")
+
+
+def test_add_points_survives_the_front_end_clearing_the_selection(explorer, blobs):
+    """jupyter-scatter's front-end drops the selection after new data: the new points stay selected."""
+    idx = explorer.add_points(blobs[1].images[:3], _Model())
+    explorer.scatter.widget.selection = np.empty(0, np.uint32)  # what the browser sends back
+    np.testing.assert_array_equal(explorer.selected, idx)
+    explorer.scatter.widget.selection = np.empty(0, np.uint32)  # a user's clear is obeyed
+    assert len(explorer.selected) == 0

@@ -7,6 +7,7 @@ search, selecting a class, zoom, clear, extra columns, and the toolbar's message
 from __future__ import annotations
 
 import pathlib
+import time
 from typing import Any
 
 import numpy as np
@@ -212,6 +213,9 @@ class ActionsMixin:
         new_idx = np.arange(start, start + m, dtype=np.int64)
         if select:
             self.select(new_idx)
+            # jupyter-scatter's front-end clears the selection once it has drawn new data; the
+            # first such clear (within a few seconds) is answered by selecting the points again
+            self._reselect = (new_idx, time.monotonic() + 5.0)
         return new_idx
 
     # ------------------------------------------------------------ toolbar

@@ -15,6 +15,7 @@ PCam-sized data and maps of a million points.
 from __future__ import annotations
 
 import pathlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -149,6 +150,7 @@ class Explorer(ActionsMixin, TaggingMixin, StaticFallbackDisplay):
         self._tag_info: dict[str, pd.DataFrame] = {}
         self._tag_listeners: list[Any] = []
         self._selected = np.empty(0, dtype=np.int64)
+        self._reselect: tuple[np.ndarray, float] | None = None
         self._focused = -1
         self._quiet = False
         self._color_name = self._resolve_color(color_by)
@@ -306,6 +308,10 @@ class Explorer(ActionsMixin, TaggingMixin, StaticFallbackDisplay):
     # ----------------------------------------------------------- selection
     def _on_selection(self, change: dict) -> None:
         new = change["new"]
+        pending, self._reselect = self._reselect, None
+        if pending is not None and (new is None or len(new) == 0) and time.monotonic() < pending[1]:
+            self.select(pending[0])  # see add_points: the front-end dropped the new points
+            return
         self._selected = (
             np.empty(0, np.int64) if new is None else np.unique(np.asarray(new, dtype=np.int64))
         )
