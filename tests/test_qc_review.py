@@ -8,7 +8,8 @@ import pytest
 
 from tsimcne_nb import qc
 from tsimcne_nb.data.core import ImageDataset
-from tsimcne_nb.errors import ConfigError
+from tsimcne_nb.errors import ConfigError, DataError
+from tsimcne_nb.pipelines.qc import qc_to_directory
 from tsimcne_nb.qc.report import TAGS
 
 pytest.importorskip("jscatter")
@@ -83,7 +84,7 @@ def test_widget_picker_and_buttons_drive_the_review(report):
     np.testing.assert_array_equal(review.explorer.selected, _members(report, 2))
     buttons[TAGS.index("artefact")].click()
     assert (report.tags.loc[_members(report, 2), "tag"] == "artefact").all()
-    assert f"tags now: artefact {len(_members(report, 2))}" in w.children[1].value
+    assert f"tagged: artefact {len(_members(report, 2))}" in w.children[1].value
     review.show_group(1)  # Python -> picker
     assert picker.value == 1
     bundle = review._repr_mimebundle_()
@@ -109,11 +110,58 @@ def test_review_input_errors(report):
 def test_colour_layers(report):
     bright = QCReview(report, color_by="brightness")
     assert not bright.explorer._showing_tags()
-    kind, values = bright.explorer._color_column
-    assert kind == "values"
-    np.testing.assert_array_equal(values, report.properties["brightness"].to_numpy())
+    assert bright.explorer.color_by == "brightness"
+    np.testing.assert_allclose(
+        bright.explorer.scatter.widget.data["color"], report.properties["brightness"].to_numpy()
+    )
+    # every image property is a colour layer and a search column
+    assert set(report.properties.columns) <= set(bright.explorer.color_options)
     assert QCReview(report).explorer._showing_tags()  # default: coloured by suggested tag
     by_label = QCReview(report, color_by="label")
     assert not by_label.explorer._showing_tags()
     with pytest.raises(ConfigError, match="color_by"):
         QCReview(report, color_by="no such column")
+
+
+def test_review_opens_a_qc_command_folder(report, tmp_path):
+    """Issue 14 fix 6: what `tsimcne-nb qc` writes opens in QCReview (with the images)."""
+    out = tmp_path / "qc"
+    qc_to_directory(report.dataset, out, map_method="tsne-pixels", num_threads=1, progress=False)
+    review = QCReview.from_folder(out, report.dataset, height=300)
+    rep = review.report
+    written = pd.read_csv(out / "report.csv")
+    assert list(rep.groups["rank"]) == list(written["rank"]) and len(rep.groups)
+    assert list(rep.groups.loc[0, "members"]) == [int(v) for v in written.loc[0, "members"].split()]
+    props = pd.read_parquet(out / "properties.parquet")
+    np.testing.assert_allclose(rep.embedding, props[["x", "y"]].to_numpy())
+    excl = pd.read_csv(out / "exclusion_list.csv")
+    assert sorted(rep.exclusion_list()["index"]) == sorted(excl["index"])
+    # suggestions arrive in the explorer marked as suggestions, not as decisions
+    prov = review.explorer.tag_frame()
+    assert len(prov) == len(excl) and set(prov["origin"]) <= {"suggested"}
+    with pytest.raises(DataError, match="dataset that was checked"):
+        QCReview.from_folder(out, report.dataset.images[:10])
+    with pytest.raises(FileNotFoundError, match="not a `tsimcne-nb qc` output folder"):
+        QCReview.from_folder(tmp_path, report.dataset)
+
+
+def test_status_reports_only_touched_tags(report):
+    """Issue 14 fix 6: an untouched group is not reported as 'keep 22'."""
+    report.tags["tag"] = "keep"
+    report.tags["reason"] = ""  # nobody touched anything, no suggestions
+    review = QCReview(report)
+    g = review._groups.iloc[0]
+    assert "not tagged yet" in review._describe(g) and "keep" not in review._describe(g)
+    review.tag_group("keep")
+    assert f"tagged: keep {g['size']}" in review._describe(g)
+
+
+def test_review_file_roundtrip_into_a_new_review(report, tmp_path):
+    review = QCReview(report)
+    members = review.tag_group("artefact", rank=2)
+    path = review.save_review(tmp_path / "qc.review.parquet")
+    fresh_report = qc.qc_report(report.dataset, report.embedding, min_evidence=1.0)
+    fresh = QCReview(fresh_report).load_review(path)
+    assert len(fresh)
+    assert (fresh_report.tags.loc[members, "tag"] == "artefact").all()
+    assert fresh_report._manual(members).all()  # hand-set: later suggestions keep off

@@ -19,9 +19,9 @@ from tsimcne_nb.widgets.explorer import (  # noqa: E402
     NEW_CATEGORY,
     PREVIEW_KEY,
     Explorer,
-    LinkedExplorer,
 )
 from tsimcne_nb.widgets.gallery import AugmentationGallery  # noqa: E402
+from tsimcne_nb.widgets.linked import LinkedExplorer  # noqa: E402
 from tsimcne_nb.widgets.thumbnails import ThumbnailCache, png_data_uri  # noqa: E402
 
 
@@ -159,27 +159,29 @@ def test_hover_preview_is_encoded_lazily(explorer, blobs, monkeypatch):
 # ----------------------------------------------------------------------- tags
 def test_tags_several_per_point_and_show_tags(explorer):
     explorer.select(np.arange(0, 5))
-    explorer.tag("odd")
-    explorer.tag("first", [0, 1])
+    explorer.tag_selection("odd")
+    explorer.tag([0, 1], "first")
     assert set(explorer.tags) == {"odd", "first"}
     frame = explorer.selection_frame([0, 3, 200])
     assert list(frame["tags"]) == ["odd;first", "odd", ""]
     explorer.show_tags()
-    color = explorer.scatter.color()
-    assert color["by"] == "tag"
-    tag_col = explorer.scatter.widget.data["tag"]
+    assert explorer.color_by == "tag" and explorer.toolbar.legend_title == "tag"
+    tag_col = explorer.scatter.widget.data["color"]
     assert tag_col[0] == "first" and tag_col[3] == "odd" and tag_col[200] == "untagged"
     explorer.untag("first", [1])
     np.testing.assert_array_equal(explorer.tags["first"], [0])
     explorer.show_colors()
-    assert explorer.scatter.color()["by"] == "color"
+    assert explorer.color_by == "label" and explorer.scatter.widget.data["color"][0] == "red"
 
 
 def test_tag_errors(explorer):
     with pytest.raises(DataError, match="selection is empty"):
-        explorer.tag("x")
+        explorer.tag_selection("x")
     with pytest.raises(ConfigError, match="tag name"):
-        explorer.tag("", [1])
+        explorer.tag([1], "")
+    with pytest.warns(DeprecationWarning, match="old order"):
+        explorer.tag("old", [1])  # tag(name, indices), the order before the QC report's
+    np.testing.assert_array_equal(explorer.tags["old"], [1])
     with pytest.raises(ConfigError, match="no tag named"):
         explorer.untag("missing")
 
@@ -187,8 +189,8 @@ def test_tag_errors(explorer):
 # --------------------------------------------------------------------- export
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
 def test_export_tags_and_selection(explorer, tmp_path, suffix):
-    explorer.tag("a", [1, 2])
-    explorer.tag("b", [2, 200])
+    explorer.tag([1, 2], "a")
+    explorer.tag([2, 200], "b")
     path = explorer.export(tmp_path / f"tags{suffix}")
     read = pd.read_csv if suffix == ".csv" else pd.read_parquet
     frame = read(path)
@@ -223,7 +225,7 @@ def test_color_by_metadata_and_scores(blobs):
     scores = np.linspace(0, 1, len(xy))
     ex2 = Explorer(xy, ds, color_by=scores)
     np.testing.assert_allclose(ex2.scatter.widget.data["color"], scores)
-    with pytest.raises(ConfigError, match="metadata column"):
+    with pytest.raises(ConfigError, match="nor a column"):
         Explorer(xy, ds, color_by="nope")
     with pytest.raises(DataError, match="one value per point"):
         Explorer(xy, ds, color_by=scores[:-1])
@@ -258,8 +260,9 @@ def test_linked_explorer_syncs_selection_and_hover(blobs):
     assert b.scatter.widget.hovering == 9
     linked.select([1])
     np.testing.assert_array_equal(b.selected, [1])
-    linked.tag("t")
-    assert b.scatter.widget.data["tag"][1] == "t"
+    linked.tag_selection("t")
+    b.show_tags()
+    assert b.scatter.widget.data["color"][1] == "t"
     frame = linked.selection_frame()
     assert frame.loc[0, "x1"] == pytest.approx(xy[1, 1] * 2)
     assert a.cache is b.cache
@@ -406,3 +409,200 @@ def test_static_fallback_mimebundles(explorer, blobs):
     assert _png_pixels(linked._repr_mimebundle_()).shape[1] > px.shape[1] * 0.9
     g = AugmentationGallery(ds, presets=("default",), n_views=2, n_images=1)
     assert _png_pixels(g._repr_mimebundle_()).std() > 5
+
+
+# ------------------------------------------------- colours: one palette, stable
+def test_second_tag_keeps_the_tag_colour_map(explorer):
+    """Issue 14 fix 2: a second tag must not recolour the untagged points."""
+    explorer.show_tags()
+    explorer.tag([0, 1], "a")
+    explorer.tag([2], "b")
+    colors = explorer.scatter.color()
+    assert colors["by"] == "color"
+    layer = explorer.color_layer()
+    assert layer.colors["untagged"] == "#d0d0d0"
+    # jupyter-scatter got the explicit map (tag a, tag b, untagged), not its own palette
+    sent = [tuple(round(v, 3) for v in c[:3]) for c in explorer.scatter.widget.color]
+    assert (round(0xD0 / 255, 3),) * 3 in sent and len(sent) == 3
+
+
+def test_add_points_keeps_class_colours_and_puts_new_last(explorer, blobs):
+    """Issue 14 fix 3: adding points must not change the classes' colours."""
+    before = dict(explorer.color_layer().colors)
+    explorer.add_points(blobs[1].images[:3], _Model())
+    after = explorer.color_layer().colors
+    assert list(after)[-1] == NEW_CATEGORY
+    assert {k: after[k] for k in before} == before
+    assert [e["name"] for e in explorer.toolbar.legend] == ["red", "green", "blue", "new"]
+
+
+def test_live_and_static_use_one_palette_beyond_8_classes():
+    """Issue 14 fix 4: 12 classes get the same colours live and in the PNG."""
+    from tsimcne_nb.viz.palette import category_hex
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(12), 20)
+    xy = np.c_[labels * 10.0, rng.normal(size=240)]
+    ds = ImageDataset(rng.integers(0, 256, (240, 8, 8, 3), dtype=np.uint8), labels,
+                      [f"c{i:02d}" for i in range(12)], synthetic=True)
+    ex = Explorer(xy, ds)
+    assert list(ex.color_layer().colors.values()) == category_hex(12)
+    png = np.asarray(Image.open(io.BytesIO(ex.static_png())).convert("RGB")).reshape(-1, 3)
+    seen = {"#{:02x}{:02x}{:02x}".format(*p) for p in np.unique(png, axis=0)}
+    assert set(category_hex(12)) <= seen
+
+
+def test_color_by_assignment_recolours(explorer):
+    """Issue 14 fix 4: `ex.color_by = "score"` recolours (it was silently ignored)."""
+    explorer.color_by = "score"
+    assert explorer.scatter.widget.data["color"].dtype.kind == "f"
+    assert explorer.toolbar.color_by == "score" and explorer.toolbar.colorbar["stops"]
+    explorer.toolbar.color_by = "batch"  # the toolbar's menu
+    assert explorer.color_by == "batch" and explorer.toolbar.legend_title == "batch"
+    with pytest.raises(ConfigError, match="nor a column"):
+        explorer.color_by = "blur"
+
+
+def test_focus_clears_when_the_selection_moves_on(explorer):
+    explorer.select([10, 11])
+    explorer.focus(11)
+    explorer.select([20, 21])
+    assert explorer.focused == -1 and explorer.panel.focused == -1
+    assert explorer.scatter.annotations()["annotations"] == []
+    explorer.focus(20)
+    explorer._on_panel_msg(explorer.panel, {"type": "click", "index": 20}, [])  # second click
+    assert explorer.focused == -1
+
+
+# ----------------------------------------------------------- toolbar, search
+def test_toolbar_messages_tag_search_legend_export(explorer, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    msg = explorer._on_toolbar_msg
+    msg(explorer.toolbar, {"type": "tag", "name": "x"}, [])
+    assert explorer.toolbar.status_error and "empty" in explorer.toolbar.status
+    msg(explorer.toolbar, {"type": "legend", "name": "green", "add": False}, [])
+    np.testing.assert_array_equal(explorer.selected, np.arange(100, 200))
+    msg(explorer.toolbar, {"type": "legend", "name": "blue", "add": True}, [])
+    np.testing.assert_array_equal(explorer.selected, np.arange(100, 300))
+    msg(explorer.toolbar, {"type": "tag", "name": "gb", "key": "1"}, [])
+    assert len(explorer.tags["gb"]) == 200 and explorer.toolbar.tags == ["gb"]
+    assert explorer.tag_frame()["why"].iloc[0] == "toolbar key 1"
+    msg(explorer.toolbar, {"type": "search", "query": "score > 0.5 and label == red"}, [])
+    expect = np.flatnonzero((explorer._column("score") > 0.5) & (explorer._column("label") == "red"))
+    np.testing.assert_array_equal(explorer.selected, expect)
+    assert explorer.toolbar.n_matches == len(expect)
+    msg(explorer.toolbar, {"type": "search", "query": "score >"}, [])
+    assert explorer.toolbar.query_error and explorer.toolbar.n_matches == -1
+    msg(explorer.toolbar, {"type": "export", "path": "out.csv", "what": "tags"}, [])
+    assert (tmp_path / "out.csv").exists() and "wrote" in explorer.toolbar.status
+    msg(explorer.toolbar, {"type": "export", "path": "out.csv", "what": "tags"}, [])
+    assert explorer.toolbar.status_error and "overwrite" in explorer.toolbar.status
+    msg(explorer.toolbar, {"type": "clear"}, [])
+    assert len(explorer.selected) == 0
+
+
+@pytest.mark.parametrize(
+    "query, expect",
+    [
+        ("label == red", lambda f: f["label"] == "red"),
+        ("red or blue", lambda f: f["label"].isin(["red", "blue"])),
+        ("not batch:b1 and score <= 0.3", lambda f: (f["batch"] != "b1") & (f["score"] <= 0.3)),
+        ("(score > 0.9 or score < 0.1) and label != 'green'",
+         lambda f: ((f["score"] > 0.9) | (f["score"] < 0.1)) & (f["label"] != "green")),
+        ("index >= 295", lambda f: f["index"] >= 295),
+    ],
+)
+def test_search_matches_pandas(explorer, query, expect):
+    frame = explorer.selection_frame(np.arange(300)).rename(columns={"label_name": "label_s"})
+    frame["label"] = frame["label_s"]
+    np.testing.assert_array_equal(explorer.search(query), np.flatnonzero(expect(frame)))
+
+
+@pytest.mark.parametrize(
+    "query, match",
+    [("", "empty"), ("score >", "ends too early"), ("__import__('os')", "unexpected"),
+     ("nosuch > 1", "no column"), ("batch > 1", "text"), ("score == high", "numeric"),
+     ("(red", "parenthes"), ("purple", "neither a label nor a tag")],
+)
+def test_search_errors_are_clear(explorer, query, match):
+    with pytest.raises(ConfigError, match=match):
+        explorer.search(query)
+
+
+def test_search_tag_and_added_column(explorer):
+    explorer.tag([3, 4], "odd one")
+    np.testing.assert_array_equal(explorer.search('tag == "odd one"'), [3, 4])
+    explorer.add_column("blur", np.arange(300) / 100)
+    np.testing.assert_array_equal(explorer.search("blur > 2.95"), [296, 297, 298, 299])
+    assert "blur" in explorer.color_options and "blur" in explorer.selection_frame([1])
+
+
+# ---------------------------------------------------- review file, static out
+def test_review_roundtrip_with_provenance(explorer, blobs, tmp_path):
+    xy, ds = blobs
+    explorer.user = "ana"
+    explorer.tag([1, 2], "blurry", why="out of focus")
+    explorer.tag([5], "keep", origin="suggested", why="tight-cluster")
+    explorer.select([7, 8])
+    path = explorer.save_review(tmp_path / "data.review.parquet")
+    with pytest.raises(FileExistsError):
+        explorer.save_review(path)
+    fresh = Explorer(xy, ds)
+    frame = fresh.load_review(path)
+    assert set(frame.columns) >= {"who", "when", "why", "origin", "kind", "source_index"}
+    np.testing.assert_array_equal(fresh.tags["blurry"], [1, 2])
+    np.testing.assert_array_equal(fresh.selected, [7, 8])
+    prov = fresh.tag_frame().set_index(["name", "index"])
+    assert prov.loc[("blurry", 1), "who"] == "ana" and prov.loc[("blurry", 1), "origin"] == "hand"
+    assert prov.loc[("keep", 5), "origin"] == "suggested"
+    assert prov.loc[("blurry", 2), "when"].endswith("+00:00")
+    other = Explorer(xy[:100], ds.images[:100])
+    with pytest.raises(DataError, match="300 points"):
+        other.load_review(path)
+
+
+def test_static_png_and_html_show_colouring_selection_and_tags(explorer, tmp_path):
+    plain = np.asarray(Image.open(io.BytesIO(explorer.static_png())))
+    explorer.select(np.arange(100, 110))
+    explorer.tag_selection("checked")
+    png = np.asarray(Image.open(io.BytesIO(explorer.static_png())))
+    assert png.shape[0] > plain.shape[0]  # a strip of the selected thumbnails under the map
+    page = explorer.save_html(tmp_path / "view.html").read_text()
+    assert "<script" not in page and page.count("data:image/png;base64,") == 1 + 10
+    assert "checked" in page and "10 selected" in page and "green" in page
+    with pytest.raises(FileExistsError):
+        explorer.save_html(tmp_path / "view.html")
+
+
+def test_panel_order_by_distance_and_page_size(explorer):
+    explorer.select(np.arange(0, 100))
+    centre = explorer._xy[:100].mean(axis=0)
+    explorer.panel.order = "distance"
+    shown = [it["index"] for it in explorer.panel.items]
+    d = np.linalg.norm(explorer._xy[shown] - centre, axis=1)
+    assert np.all(np.diff(d) >= 0) and len(shown) == 10
+    explorer.panel.order = "nonsense"
+    assert explorer.panel.order == "distance"
+
+
+def test_add_panel(explorer):
+    import ipywidgets as w
+
+    extra = w.HTML("explain")
+    explorer.add_panel(extra, title="Explain")
+    side = explorer.widget.children[-1].children[1]
+    assert extra in side.children[-1].children
+    late = w.HTML("late")
+    explorer.add_panel(late)
+    assert late in side.children[-1].children
+    with pytest.raises(ConfigError, match="ipywidgets"):
+        explorer.add_panel("not a widget")
+
+
+def test_add_points_survives_the_front_end_clearing_the_selection(explorer, blobs):
+    """jupyter-scatter's front-end drops the selection after new data: the new points stay selected."""
+    idx = explorer.add_points(blobs[1].images[:3], _Model())
+    explorer.scatter.widget.selection = np.empty(0, np.uint32)  # what the browser sends back
+    np.testing.assert_array_equal(explorer.selected, idx)
+    explorer.scatter.widget.selection = np.empty(0, np.uint32)  # a user's clear is obeyed
+    assert len(explorer.selected) == 0

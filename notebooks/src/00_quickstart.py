@@ -153,12 +153,17 @@ per_class_report(embedding, dataset.labels, dataset.class_names, random_state=SE
 # %% [markdown]
 # ## 5. Explore the map yourself
 #
-# The explorer is a zoomable WebGL scatter plot (jupyter-scatter) linked to a panel of thumbnails.
-# **Lasso-select** a region (hold Shift and drag) and its images appear on the right; **hover** a point
-# to see its image; click a thumbnail to find its point. Things to look for: what separates two
-# islands of the same class, which images sit between classes (ambiguous or mislabelled?), and
-# whether small islands are a biological subtype or an artefact (staining, focus, debris). In a
-# static copy of this notebook (GitHub, nbviewer) you see a PNG of the map instead.
+# The explorer is a zoomable WebGL scatter plot (jupyter-scatter) linked to a panel of thumbnails,
+# under a toolbar. **Hold Shift and drag** on the map to draw a lasso (or use the lasso button of
+# the map's own toolbar, or press and hold): the selected images appear on the right. **Click a
+# legend entry** to select a class (Shift-click adds one), or type a **search** such as
+# `label == band` or `brightness > 0.8`. **Hover** a point to see its image; click a thumbnail to
+# mark its point. Tag the selection with a tag button or its number key (1-9, with the pointer
+# over the map), or type a new tag; *export* writes the tags to CSV or parquet. Things to look
+# for: what separates two islands of the same class, which images sit between classes
+# (ambiguous or mislabelled?), and whether small islands are a biological subtype or an
+# artefact (staining, focus, debris). In a static copy of this notebook (GitHub, nbviewer) you
+# see a PNG of the map, in the same colours, instead.
 
 # %%
 from tsimcne_nb.widgets import Explorer
@@ -168,14 +173,55 @@ explorer = Explorer(embedding, dataset, model=model, title="synthetic-blood")
 explorer
 
 # %% [markdown]
-# Everything you can do with the mouse you can also do in code: select points, read the
-# selection as a table, tag images (e.g. to exclude them later) and export the tags.
+# ### Select, explain, tag, export, reload
+#
+# Everything the mouse does, code does too. **Select**: the 150 points nearest to the middle of
+# the band cells' island, as a lasso around it would.
 
 # %%
-bands = np.flatnonzero(dataset.labels == dataset.class_names.index("band"))
-explorer.select(bands[:20])
-explorer.tag("looked-at")
-explorer.selection_frame().head()
+band = dataset.class_names.index("band")
+centre = np.median(embedding[dataset.labels == band], axis=0)
+nearest = np.argsort(np.linalg.norm(embedding - centre, axis=1))[:150]
+explorer.select(nearest)
+print(f"{len(explorer.selected)} points selected")
+
+# %% [markdown]
+# **Explain**: which classes make up the selection? A clean island is almost one class; a mix
+# points at classes the map (or the labels) cannot tell apart.
+
+# %%
+frame = explorer.selection_frame()
+frame["label_name"].value_counts().rename("points in the selection").to_frame()
+
+# %% [markdown]
+# **Tag** the selection (a tag button or number key does the same), and say why: the reason,
+# who tagged and when are kept with every tag.
+
+# %%
+explorer.tag_selection("looked-at", why="the band island, quickstart")
+explorer.tag_frame().head(3)
+
+# %% [markdown]
+# **Export** the tags as a table for other tools, and **save the review** (tags with
+# who/when/why, hand-set or suggested, and the selection) next to the data. Both refuse to
+# overwrite a file unless asked (here the notebook replaces its own output).
+
+# %%
+from pathlib import Path
+
+Path(OUT_DIR).mkdir(parents=True, exist_ok=True)
+tags_csv = explorer.export(Path(OUT_DIR) / "quickstart-tags.csv", overwrite=True)
+review = explorer.save_review(Path(OUT_DIR) / "quickstart.review.parquet", overwrite=True)
+print(f"wrote {tags_csv} and {review}")
+
+# %% [markdown]
+# **Reload**: a new explorer (tomorrow, in another notebook) picks the review up where it was left.
+
+# %%
+again = Explorer(embedding, dataset, title="synthetic-blood, reloaded")
+again.load_review(review)
+print(f"tags {sorted(again.tags)}; {len(again.tags['looked-at'])} tagged; "
+      f"selection of {len(again.selected)} points restored")
 
 # %% [markdown]
 # ## 6. Save the model, load it again

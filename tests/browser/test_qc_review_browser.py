@@ -52,12 +52,12 @@ def test_qc_review_picker_buttons_and_cards(chromium_browser, lab):
         page.locator(f"{REVIEW} button", has_text="tag group: keep").click()
         page.wait_for_function(
             f"() => document.querySelector('{REVIEW} .widget-html-content').innerText"
-            f".includes('tags now: keep {sizes[0]}')"
+            f".includes('tagged: keep {sizes[0]}')"
         )
         first = nb.run_json("sorted(set(report.tags.loc[report.groups.loc[0, 'members'], 'tag']))")
         assert first == ["keep"]
         # picking another group in the dropdown moves the selection and the cards
-        page.locator(f"{REVIEW} select").select_option(value=None, index=1)
+        page.locator(f"{REVIEW} .widget-dropdown select").select_option(value=None, index=1)
         page.wait_for_function(
             f"() => document.querySelectorAll('{REVIEW} .tsimcne-panel .tsimcne-thumb').length === {sizes[1]}"
         )

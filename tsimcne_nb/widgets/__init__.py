@@ -12,9 +12,9 @@ from typing import Any
 
 _LAZY = {
     "Explorer": "tsimcne_nb.widgets.explorer",
-    "LinkedExplorer": "tsimcne_nb.widgets.explorer",
-    "ThumbnailPanel": "tsimcne_nb.widgets.explorer",
-    "render_map_png": "tsimcne_nb.widgets.explorer",
+    "LinkedExplorer": "tsimcne_nb.widgets.linked",
+    "ThumbnailPanel": "tsimcne_nb.widgets.thumbnail_panel",
+    "render_map_png": "tsimcne_nb.viz.raster",
     "AugmentationGallery": "tsimcne_nb.widgets.gallery",
     "ParametricPanel": "tsimcne_nb.widgets.parametric",
     "QCReview": "tsimcne_nb.widgets.qc_review",

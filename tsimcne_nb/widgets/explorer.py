@@ -1,181 +1,58 @@
 """Interactive map explorer: a jupyter-scatter WebGL map linked to a thumbnail panel.
 
-Lasso/rectangle-select points on the map and their images appear as a labelled
-grid (paged, or a random sample for large selections); click a thumbnail to mark
-its point on the map; hover a point to see its image.  Selections can be tagged,
-exported, set from Python, and linked across several maps of the same images.
+Select points on the map (hold Shift and drag for a lasso, or use the lasso button) and
+their images appear as a labelled grid (paged, sortable by distance to the selection's
+centre, or a random sample); click a thumbnail to mark its point; hover a point to see
+its image.  A toolbar tags the selection (buttons, keys 1-9), colours the map by any
+column, searches (``blur > 2``), exports, zooms and clears; the legend selects a class.
+Tags and the selection persist to a parquet file (:meth:`Explorer.save_review`).
 
-Thumbnails are encoded lazily (only the current page, and a hovered point) into
-a small LRU cache: no image column is ever precomputed for all points, so the
-explorer works on PCam-sized data and maps of a million points.
+Thumbnails are encoded lazily (only the current page, and a hovered point) into a small
+LRU cache: no image column is ever precomputed for all points, so the explorer works on
+PCam-sized data and maps of a million points.
 """
 
 from __future__ import annotations
 
-import io
 import pathlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
-import anywidget
 import numpy as np
 import pandas as pd
-import traitlets
 
-from tsimcne_nb._io import atomic_write_bytes, check_can_write
 from tsimcne_nb.data.core import ImageDataset, as_dataset
 from tsimcne_nb.errors import ConfigError, DataError
-from tsimcne_nb.validation import validate_images
-from tsimcne_nb.viz.palette import UNTAGGED_COLOR, category_colors, category_hex
+from tsimcne_nb.viz.raster import render_map_png  # noqa: F401 - its old home; imported from here
+from tsimcne_nb.widgets._actions import ActionsMixin
 from tsimcne_nb.widgets._display import StaticFallbackDisplay
-from tsimcne_nb.widgets.thumbnails import ThumbnailCache
+from tsimcne_nb.widgets._tagging import TaggingMixin
+from tsimcne_nb.widgets._validate import _validate_embedding, _validate_indices
+from tsimcne_nb.widgets.colouring import NEW_CATEGORY, UNTAGGED, category_layer
+from tsimcne_nb.widgets.thumbnail_panel import ThumbnailPanel
+from tsimcne_nb.widgets.thumbnails import ThumbnailCache, answer_tooltip
+from tsimcne_nb.widgets.toolbar import ExplorerToolbar
+
+__all__ = ["ACTION_KEYS", "EMPTY_HINT", "PREVIEW_KEY", "Explorer"]
 
 #: name of the (virtual) tooltip preview column: answered by encoding on hover
 PREVIEW_KEY = "__tsimcne_thumbnail__"
-#: category given to points added with :meth:`Explorer.add_points`
-NEW_CATEGORY = "new"
-UNTAGGED = "untagged"
+#: what selects and adds to a selection: Shift+drag draws a lasso (as every tutorial says;
+#: jupyter-scatter 1.0.1 alone needs its lasso button or a long press), Cmd/Meta+drag adds
+#: to the selection, Alt+drag removes from it
+ACTION_KEYS = {"lasso": "shift", "merge": "meta", "remove": "alt"}
+#: the panel's hint before anything is selected
+EMPTY_HINT = (
+    "No selection: hold Shift and drag on the map to draw a lasso (or use the lasso button "
+    "in the map's toolbar, or press and hold). Click a legend entry to select a class."
+)
 
 _SAMPLE_MODES = ("page", "sample")
+_ORDERS = ("index", "distance")
 
 
-class ThumbnailPanel(anywidget.AnyWidget):
-    """The grid of selected images (front-end in ``explorer.js``).
-
-    All state lives here in Python; the browser receives only the current page
-    (``items``: dicts with ``index``, ``label``, ``tags`` and ``src``, a PNG data URI).
-    """
-
-    _esm = pathlib.Path(__file__).parent / "explorer.js"
-
-    items = traitlets.List(traitlets.Dict()).tag(sync=True)
-    n_selected = traitlets.Int(0).tag(sync=True)
-    page = traitlets.Int(0).tag(sync=True)
-    n_pages = traitlets.Int(0).tag(sync=True)
-    page_size = traitlets.Int(100).tag(sync=True)
-    mode = traitlets.Unicode("page").tag(sync=True)
-    resample = traitlets.Int(0).tag(sync=True)
-    focused = traitlets.Int(-1).tag(sync=True)
-    thumbnail_size = traitlets.Int(56).tag(sync=True)
-    height = traitlets.Int(500).tag(sync=True)
-    message = traitlets.Unicode("").tag(sync=True)
-
-
-def _validate_embedding(
-    embedding: Any, n: int | None = None, name: str = "embedding"
-) -> np.ndarray:
-    emb = np.asarray(embedding)
-    if emb.ndim != 2 or emb.shape[1] != 2:
-        raise DataError(
-            f"{name} must have shape (N, 2) (one 2-D point per image); got shape {emb.shape}."
-        )
-    if not np.issubdtype(emb.dtype, np.number):
-        raise DataError(f"{name} must be numeric; got dtype {emb.dtype}.")
-    emb = emb.astype(np.float32)
-    if not np.all(np.isfinite(emb)):
-        raise DataError(
-            f"{name} contains NaN or infinite coordinates ({int((~np.isfinite(emb)).any(1).sum())} "
-            "points); remove those points or recompute the embedding."
-        )
-    if n is not None and len(emb) != n:
-        raise DataError(
-            f"{name} has {len(emb)} points but the dataset has {n} images; pass one point per image "
-            "in the dataset's order."
-        )
-    return emb
-
-
-def _validate_indices(indices: Any, n: int) -> np.ndarray:
-    idx = np.asarray(indices if indices is not None else [])
-    if idx.dtype == np.bool_:
-        if idx.shape != (n,):
-            raise DataError(f"a boolean mask must have shape ({n},); got {idx.shape}.")
-        return np.flatnonzero(idx).astype(np.int64)
-    if idx.size == 0:
-        return np.empty(0, dtype=np.int64)
-    if not np.issubdtype(idx.dtype, np.integer):
-        raise DataError(
-            f"indices must be integer positions (or a boolean mask); got dtype {idx.dtype}."
-        )
-    idx = idx.reshape(-1).astype(np.int64)
-    if idx.min() < 0 or idx.max() >= n:
-        raise DataError(
-            f"indices must lie in [0, {n - 1}] (positions in the map); got values in "
-            f"[{idx.min()}, {idx.max()}]."
-        )
-    return np.unique(idx)
-
-
-def render_map_png(
-    xy: np.ndarray,
-    values: pd.Series | np.ndarray | None = None,
-    size: int = 480,
-    title: str = "",
-) -> bytes:
-    """PNG of a 2-D map, rasterised with numpy (fast for a million points).
-
-    Categorical ``values`` are coloured with the explorer's palette and listed in
-    a legend; numeric ones with viridis.  Used as the static fallback wherever no
-    widget front-end runs (nbconvert, static HTML).
-    """
-    from PIL import Image, ImageDraw
-
-    xy = np.asarray(xy, dtype=np.float64)
-    pad = 12
-    legend_w = 0
-    rgb = np.full((len(xy), 3), 0.2)
-    legend: list[tuple[str, tuple[float, float, float]]] = []
-    if values is not None:
-        ser = pd.Series(values)
-        if isinstance(ser.dtype, pd.CategoricalDtype) or not pd.api.types.is_numeric_dtype(ser):
-            cat = pd.Categorical(ser)
-            pal = np.asarray(category_colors(max(len(cat.categories), 1)))
-            names = [str(c) for c in cat.categories]
-            if UNTAGGED in names:  # tag view: tags in colour, the rest light grey
-                tagged = [c for c in names if c != UNTAGGED]
-                tp = category_colors(max(len(tagged), 1))
-                pal = np.asarray(
-                    [(0.82, 0.82, 0.82) if c == UNTAGGED else tp[tagged.index(c)] for c in names]
-                )
-            codes = cat.codes
-            rgb = np.where(codes[:, None] >= 0, pal[np.maximum(codes, 0)], 0.5)
-            legend = [(str(c), tuple(pal[i])) for i, c in enumerate(cat.categories)][:20]
-            legend_w = 140 if legend else 0
-        else:
-            from matplotlib import colormaps
-
-            v = ser.to_numpy(dtype=np.float64)
-            lo, hi = np.nanmin(v), np.nanmax(v)
-            rgb = colormaps["viridis"]((v - lo) / (hi - lo if hi > lo else 1.0))[:, :3]
-    canvas = np.full((size, size + legend_w, 3), 255, dtype=np.uint8)
-    if len(xy):
-        lo = xy.min(axis=0)
-        span = np.maximum(xy.max(axis=0) - lo, 1e-12)
-        scale = (size - 2 * pad - 1) / span.max()
-        px = ((xy - lo) * scale + pad + (size - 2 * pad - span * scale) / 2).astype(np.int64)
-        cols = (np.clip(rgb, 0, 1) * 255).astype(np.uint8)
-        # 2x2 dots so that sparse maps are visible; later points are drawn on top
-        for dx in (0, 1):
-            for dy in (0, 1):
-                canvas[
-                    np.clip(size - 1 - px[:, 1] - dy, 0, size - 1),
-                    np.clip(px[:, 0] + dx, 0, size - 1),
-                ] = cols
-    img = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(img)
-    if title:
-        draw.text((pad, 2), title, fill=(0, 0, 0))
-    for i, (name, col) in enumerate(legend):
-        y = pad + 14 * i
-        c = tuple(int(255 * v) for v in col)
-        draw.rectangle([size + 4, y + 2, size + 12, y + 10], fill=c)
-        draw.text((size + 16, y), name[:18], fill=(0, 0, 0))
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
-class Explorer(StaticFallbackDisplay):
+class Explorer(ActionsMixin, TaggingMixin, StaticFallbackDisplay):
     """A WebGL map of an embedding linked to a grid of the selected images.
 
     Parameters
@@ -183,18 +60,19 @@ class Explorer(StaticFallbackDisplay):
     embedding
         float ``(N, 2)`` coordinates, one per image, in the dataset's order.
     dataset
-        :class:`~tsimcne_nb.datasets.core.ImageDataset` (or a bare uint8
+        :class:`~tsimcne_nb.data.core.ImageDataset` (or a bare uint8
         ``(N, H, W, 3)`` array).
     color_by
-        ``"label"`` (class names), the name of a metadata column, or an array of
-        ``N`` values (numeric with more than 12 distinct values: continuous
-        viridis scale; otherwise categories).
+        ``"label"`` (class names), ``"tag"``, the name of a metadata column, or an
+        array of ``N`` values (numeric with more than 12 distinct values: continuous
+        viridis scale; otherwise categories).  Assigning ``explorer.color_by`` later
+        recolours the map.
     model
         Anything with ``transform(images) -> (M, 2)`` (e.g. a fitted ``TSimCNE``);
         used by :meth:`add_points`.
     thumbnail_size
         Size in pixels of a thumbnail in the panel (and the long side above which
-        images are shrunk before sending).
+        images are shrunk before sending); the panel has a size control too.
     page_size
         Thumbnails per page; also the sample size in ``"sample"`` mode.
     mode
@@ -213,6 +91,8 @@ class Explorer(StaticFallbackDisplay):
         Share a :class:`ThumbnailCache` between explorers of the same images.
     show_panel
         False hides the thumbnail panel (used by :class:`LinkedExplorer`).
+    user
+        Recorded as ``who`` for tags set in this explorer (default: the login name).
     """
 
     def __init__(
@@ -231,10 +111,10 @@ class Explorer(StaticFallbackDisplay):
         random_state: int | None = 0,
         thumbnail_cache: ThumbnailCache | None = None,
         show_panel: bool = True,
+        user: str | None = None,
     ) -> None:
         self.embedding = embedding
         self.dataset = dataset
-        self.color_by = color_by
         self.model = model
         self.thumbnail_size = thumbnail_size
         self.page_size = page_size
@@ -246,6 +126,7 @@ class Explorer(StaticFallbackDisplay):
         self.random_state = random_state
         self.thumbnail_cache = thumbnail_cache
         self.show_panel = show_panel
+        self.user = user
 
         if int(page_size) < 1:
             raise ConfigError(f"page_size must be >= 1; got {page_size}.")
@@ -261,86 +142,113 @@ class Explorer(StaticFallbackDisplay):
         labels = self._dataset.labels
         self._label = np.full(n, -1, np.int64) if labels is None else labels.copy()
         self._label_name = np.asarray(self._dataset.label_names, dtype=object)
+        self._class_order = [str(c) for c in self._dataset.class_names or []]
         self._metadata = self._dataset.metadata.rename(columns={"index": "source_index"})
+        self._columns: dict[str, pd.Series] = {}
         self._is_new = np.zeros(n, dtype=bool)
         self._tags: dict[str, np.ndarray] = {}
+        self._tag_info: dict[str, pd.DataFrame] = {}
+        self._tag_listeners: list[Any] = []
         self._selected = np.empty(0, dtype=np.int64)
+        self._reselect: tuple[np.ndarray, float] | None = None
         self._focused = -1
         self._quiet = False
-        self._color_column = self._resolve_color(color_by)
+        self._color_name = self._resolve_color(color_by)
+        self._last_colors = self._color_name if self._color_name != "tag" else "label"
         # `is None`, not `or`: an empty cache has len 0 and is falsy
         self._cache = (
             ThumbnailCache(self._read_images, size=max(int(thumbnail_size), 28), maxsize=cache_size)
             if thumbnail_cache is None
             else thumbnail_cache
         )
+        self._toolbar = ExplorerToolbar()
+        self._toolbar.on_msg(self._on_toolbar_msg)
+        self._toolbar.observe(self._on_toolbar_color, names=["color_by"])
+        self._df = self._frame()
         self._scatter = self._build_scatter()
         self._panel = ThumbnailPanel(
             page_size=int(page_size),
             mode=mode,
             thumbnail_size=int(thumbnail_size),
             height=int(height),
+            hint=EMPTY_HINT,
         )
-        self._panel.observe(self._on_panel_change, names=["page", "mode", "resample"])
+        self._panel.observe(
+            self._on_panel_change, names=["page", "mode", "resample", "order", "page_size"]
+        )
         self._panel.on_msg(self._on_panel_msg)
         self._scatter.widget.observe(self._on_selection, names=["selection"])
+        self._extra_panels: list[Any] = []
+        self._side: Any = None
         self._widget: Any = None
+        self._apply_colors()
+        self._sync_toolbar()
 
     # ------------------------------------------------------------ data frame
-    def _resolve_color(self, color_by: Any) -> tuple[str, Any]:
-        """Return ``(kind, values)`` with kind in {"label", "metadata", "values"}."""
+    def _resolve_color(self, color_by: Any) -> str:
+        """The column name to colour by (an array becomes the column ``"values"``)."""
         n = len(self._xy)
         if isinstance(color_by, str):
-            if color_by == "label":
-                return ("label", None)
-            if color_by in self._metadata.columns or color_by == "index":
-                col = "source_index" if color_by == "index" else color_by
-                return ("metadata", col)
+            name = "source_index" if color_by == "index" else color_by
+            if name in ("label", "tag") or name in self._metadata.columns or name in self._columns:
+                return name
             raise ConfigError(
-                f"color_by={color_by!r} is neither 'label' nor a metadata column; choose one of "
-                f"{['label', *map(str, self._metadata.columns)]} or pass an array of {n} values."
+                f"color_by={color_by!r} is neither 'label', 'tag' nor a column; choose one of "
+                f"{self.color_options} or pass an array of {n} values."
             )
         values = np.asarray(color_by)
         if values.ndim != 1 or len(values) != n:
             raise DataError(
                 f"color_by array must have one value per point, shape ({n},); got shape {values.shape}."
             )
-        return ("values", values)
+        self._columns["values"] = pd.Series(values)
+        return "values"
 
-    def _color_series(self) -> pd.Series:
-        kind, val = self._color_column
+    @property
+    def color_options(self) -> list[str]:
+        """What the map can be coloured by: label, tag, metadata and added columns."""
+        meta = [str(c) for c in self._metadata.columns]
+        return ["label", "tag", *meta, *[c for c in self._columns if c not in meta]]
+
+    @property
+    def color_by(self) -> str:
+        """What the map is coloured by; assign a column name (or an array) to recolour."""
+        return self._color_name
+
+    @color_by.setter
+    def color_by(self, value: Any) -> None:
+        if not hasattr(self, "_scatter"):  # during __init__ (sklearn-style parameter)
+            return
+        self._color_name = self._resolve_color(value)
+        if self._color_name != "tag":
+            self._last_colors = self._color_name
+        self._apply_colors()
+
+    def _column(self, name: str) -> pd.Series:
+        """Values of a searchable / colourable column, one per point (NaN for added points)."""
         n = len(self._xy)
-        if kind == "label":
-            return pd.Series(self._label_name, dtype="category")
-        if kind == "metadata":
-            ser = self._metadata[val].reset_index(drop=True)
-        else:
-            ser = pd.Series(val)
+        if name == "label":
+            return pd.Series(np.where(self._is_new, NEW_CATEGORY, self._label_name))
+        if name == "tag":
+            out = np.full(n, UNTAGGED, dtype=object)
+            for tag, idx in self._tags.items():  # later tags are drawn on top of earlier ones
+                out[idx] = tag
+            return pd.Series(out)
+        ser = self._columns[name] if name in self._columns else self._metadata[name]
+        ser = ser.reset_index(drop=True)
         if len(ser) < n:  # points added later: continue the column
-            ser = pd.concat([ser, pd.Series([None] * (n - len(ser)))], ignore_index=True)
-        if pd.api.types.is_numeric_dtype(ser) and ser.nunique() > 12:
-            num = ser.astype(np.float64)
-            # new points have no score: show them at the low end (they are selected anyway)
-            return num.fillna(np.nanmin(num.to_numpy()) if num.notna().any() else 0.0)
-        cat = ser.astype(str).where(~self._is_new, NEW_CATEGORY)
-        return cat.astype("category")
-
-    def _tag_series(self) -> pd.Series:
-        out = np.full(len(self._xy), UNTAGGED, dtype=object)
-        for name, idx in self._tags.items():  # later tags are drawn on top of earlier ones
-            out[idx] = name
-        return pd.Series(out, dtype="category")
+            ser = pd.concat([ser, pd.Series([np.nan] * (n - len(ser)))], ignore_index=True)
+        return ser
 
     def _frame(self) -> pd.DataFrame:
         return pd.DataFrame(
             {
                 "x": self._xy[:, 0],
                 "y": self._xy[:, 1],
-                "class": pd.Series(
-                    np.where(self._is_new, NEW_CATEGORY, self._label_name), dtype="category"
-                ),
-                "color": self._color_series(),
-                "tag": self._tag_series(),
+                "class": category_layer(
+                    "class", self._column("label"), first=self._class_order
+                ).values.array,
+                "color": np.zeros(len(self._xy), np.float32),
             }
         )
 
@@ -365,73 +273,57 @@ class Explorer(StaticFallbackDisplay):
     def _build_scatter(self):
         import jscatter
 
-        df = self._frame()
         sc = jscatter.Scatter(
-            data=df,
+            data=self._df,
             x="x",
             y="y",
-            color_by="color",
             height=int(self.height),
-            legend=True,
+            # the explorer's toolbar shows the legend: clickable, titled, off the data
+            legend=False,
             axes=False,
             lasso_initiator=True,
         )
-        self._df = df
-        sc.color(
-            map="viridis" if not isinstance(df["color"].dtype, pd.CategoricalDtype) else "auto"
-        )
+        sc.options(regl_scatterplot_options={"actionKeyMap": dict(ACTION_KEYS)})
         if self.tooltip:
             sc.tooltip(
                 True,
-                # colour by label would list the class twice
-                properties=["class"] if self._color_column[0] == "label" else ["color", "class"],
+                properties=["class", "color"],
                 preview=PREVIEW_KEY,
                 preview_type="image",
                 preview_image_size="contain",
                 preview_image_height=max(int(self.thumbnail_size) * 2, 96),
             )
         widget = sc.widget
-        # the hover preview is encoded when the browser asks for it, never stored per point
+        # jupyter-scatter reads a preview from a column of its data frame and has no public
+        # hook for computed previews; answering its tooltip request ourselves keeps the
+        # previews lazy (one encoded image per hover, never a column of N images)
         widget._handle_tooltip = self._handle_tooltip
         widget.layout.flex = "1 1 60%"
         widget.layout.min_width = "320px"
         return sc
 
     def _handle_tooltip(self, event: dict) -> None:
-        from jscatter.widget import get_record
-
-        index = int(event["index"])
-        widget = self._scatter.widget
-        record = get_record(widget.data, index)
-        preview = event.get("preview")
-        if preview == PREVIEW_KEY:
-            preview_value = self._cache.get(index)
-        elif preview is not None:
-            preview_value = record[preview]
-        else:
-            preview_value = None
-        props = [p for p in event.get("properties", []) if p in record.index]
-        widget.send(
-            {
-                "type": event["type"],
-                "index": index,
-                "preview": preview_value,
-                "properties": record[props].to_dict(),
-            }
-        )
+        answer_tooltip(self._scatter.widget, self._cache, event, PREVIEW_KEY)
 
     # ----------------------------------------------------------- selection
     def _on_selection(self, change: dict) -> None:
         new = change["new"]
+        pending, self._reselect = self._reselect, None
+        if pending is not None and (new is None or len(new) == 0) and time.monotonic() < pending[1]:
+            self.select(pending[0])  # see add_points: the front-end dropped the new points
+            return
         self._selected = (
             np.empty(0, np.int64) if new is None else np.unique(np.asarray(new, dtype=np.int64))
         )
+        if self._focused >= 0 and not np.isin(self._focused, self._selected):
+            self.unfocus()  # the box marked a thumbnail that is no longer shown
         self._quiet = True  # page reset and redraw in one go, not twice
         try:
             self._panel.page = 0
         finally:
             self._quiet = False
         self._update_panel()
+        self._toolbar.n_selected = len(self._selected)
 
     def _on_panel_change(self, change: dict) -> None:
         if self._quiet:
@@ -439,14 +331,31 @@ class Explorer(StaticFallbackDisplay):
         if change["name"] == "mode" and change["new"] not in _SAMPLE_MODES:
             self._panel.mode = change["old"]
             return
+        if change["name"] == "order" and change["new"] not in _ORDERS:
+            self._panel.order = change["old"]
+            return
+        if change["name"] == "page_size" and int(change["new"]) < 1:
+            self._panel.page_size = change["old"]
+            return
         self._update_panel()
 
     def _on_panel_msg(self, _widget: Any, content: dict, _buffers: Any) -> None:
         if isinstance(content, dict) and content.get("type") == "click":
-            self.focus(int(content["index"]))
+            index = int(content["index"])
+            if index == self._focused:  # a second click on the marked thumbnail unmarks it
+                self.unfocus()
+            else:
+                self.focus(index)
+
+    def _ordered_selection(self) -> np.ndarray:
+        sel = self._selected
+        if self._panel.order == "distance" and len(sel) > 1:
+            d = np.linalg.norm(self._xy[sel] - self._xy[sel].mean(axis=0), axis=1)
+            return sel[np.argsort(d, kind="stable")]
+        return sel
 
     def _page_indices(self) -> np.ndarray:
-        sel = self._selected
+        sel = self._ordered_selection()
         ps = int(self._panel.page_size)
         if self._panel.mode == "sample":
             if len(sel) <= ps:
@@ -454,7 +363,8 @@ class Explorer(StaticFallbackDisplay):
             rng = np.random.default_rng(
                 [self.random_state or 0, int(self._panel.resample), len(sel)]
             )
-            return np.sort(rng.choice(sel, size=ps, replace=False))
+            pick = np.sort(rng.choice(len(sel), size=ps, replace=False))
+            return sel[pick]  # keeps the panel's order (index or distance)
         page = int(self._panel.page)
         return sel[page * ps : (page + 1) * ps]
 
@@ -466,6 +376,9 @@ class Explorer(StaticFallbackDisplay):
         n_pages = max(1, -(-n_sel // ps))
         if self._panel.page >= n_pages:
             self._panel.page = n_pages - 1  # re-enters via the observer; that call draws
+            return
+        if self._panel.page < 0:
+            self._panel.page = 0
             return
         idx = self._page_indices()
         srcs = self._cache.get_many(idx)
@@ -482,12 +395,6 @@ class Explorer(StaticFallbackDisplay):
     def _label_name_of(self, i: int) -> str:
         return NEW_CATEGORY if self._is_new[i] else self._label_name[i]
 
-    def _tags_of(self, idx: np.ndarray) -> list[str]:
-        if not self._tags:
-            return [""] * len(idx)
-        member = {name: np.isin(idx, t) for name, t in self._tags.items()}
-        return [";".join(name for name in self._tags if member[name][j]) for j in range(len(idx))]
-
     @property
     def selected(self) -> np.ndarray:
         """Indices (positions in the map, sorted) of the currently selected points."""
@@ -500,16 +407,32 @@ class Explorer(StaticFallbackDisplay):
 
     @property
     def panel(self) -> ThumbnailPanel:
-        """The thumbnail panel widget."""
+        """The thumbnail panel widget (its ``focused`` traitlet is the marked point)."""
         return self._panel
 
     @property
+    def toolbar(self) -> ExplorerToolbar:
+        """The toolbar and legend widget."""
+        return self._toolbar
+
+    @property
     def cache(self) -> ThumbnailCache:
+        """The :class:`ThumbnailCache` of encoded thumbnails."""
         return self._cache
 
     @property
     def n_points(self) -> int:
+        """Number of points on the map (dataset images plus added points)."""
         return len(self._xy)
+
+    @property
+    def images(self) -> Any:
+        """The dataset's images (array-like); see :meth:`read_images` for added points too."""
+        return self._dataset.images
+
+    def read_images(self, indices: Any) -> np.ndarray:
+        """uint8 ``(len(indices), H, W, 3)`` images of points ``indices`` (added points too)."""
+        return self._read_images(_validate_indices(indices, self.n_points))
 
     def select(self, indices: Any) -> Explorer:
         """Set the selection from Python (integer positions or a boolean mask); the view follows.
@@ -521,7 +444,11 @@ class Explorer(StaticFallbackDisplay):
         return self
 
     def focus(self, index: int) -> Explorer:
-        """Mark one point on the map (box + hover highlight), as a click on its thumbnail does."""
+        """Mark one point on the map (box + hover highlight), as a click on its thumbnail does.
+
+        The mark goes when the selection no longer contains the point, on a second click
+        of the thumbnail, or with :meth:`unfocus`.
+        """
         from jscatter.annotations import Rect
 
         index = int(_validate_indices([index], self.n_points)[0])
@@ -536,6 +463,13 @@ class Explorer(StaticFallbackDisplay):
         self._panel.focused = index
         return self
 
+    def unfocus(self) -> Explorer:
+        """Remove the mark set by :meth:`focus` (box on the map, frame in the panel)."""
+        self._focused = -1
+        self._scatter.annotations([])
+        self._panel.focused = -1
+        return self
+
     @property
     def focused(self) -> int:
         """Index of the point last focused (clicked thumbnail), or -1."""
@@ -546,8 +480,8 @@ class Explorer(StaticFallbackDisplay):
 
         Columns: ``index`` (position in the map), ``x``, ``y``, ``label`` (-1 for
         none), ``label_name``, ``new`` (added by :meth:`add_points`), ``tags``
-        (``;``-separated) and the dataset's metadata columns (its ``index`` column
-        renamed ``source_index``).
+        (``;``-separated), the dataset's metadata columns (its ``index`` column
+        renamed ``source_index``) and columns added with :meth:`add_column`.
         """
         idx = self._selected if indices is None else _validate_indices(indices, self.n_points)
         meta = self._metadata.reindex(idx).reset_index(drop=True)
@@ -563,324 +497,76 @@ class Explorer(StaticFallbackDisplay):
             }
         )
         extra = meta.drop(columns=[c for c in meta.columns if c in frame.columns])
-        return pd.concat([frame, extra], axis=1)
-
-    # ----------------------------------------------------------------- tags
-    def tag(self, name: str, indices: Any = None) -> np.ndarray:
-        """Add the points ``indices`` (default: the current selection) to tag ``name``.
-
-        A point can carry several tags.  Returns the tag's indices.
-        """
-        if not isinstance(name, str) or not name.strip() or name == UNTAGGED or ";" in name:
-            raise ConfigError(
-                f"tag name must be a non-empty string without ';' and not {UNTAGGED!r}; got {name!r}."
-            )
-        idx = self._selected if indices is None else _validate_indices(indices, self.n_points)
-        if len(idx) == 0:
-            raise DataError(
-                f"nothing to tag as {name!r}: the selection is empty. Select points on the map "
-                "(lasso/rectangle) or pass indices=."
-            )
-        self._tags[name] = np.union1d(self._tags.get(name, np.empty(0, np.int64)), idx)
-        self._refresh_tags()
-        return self._tags[name].copy()
-
-    def untag(self, name: str, indices: Any = None) -> None:
-        """Remove ``indices`` (default: all points) from tag ``name``."""
-        if name not in self._tags:
-            raise ConfigError(f"no tag named {name!r}; existing tags: {list(self._tags)}.")
-        if indices is None:
-            del self._tags[name]
-        else:
-            keep = np.setdiff1d(self._tags[name], _validate_indices(indices, self.n_points))
-            if len(keep):
-                self._tags[name] = keep
-            else:
-                del self._tags[name]
-        self._refresh_tags()
-
-    @property
-    def tags(self) -> dict[str, np.ndarray]:
-        """Tag name -> sorted point indices (a copy)."""
-        return {k: v.copy() for k, v in self._tags.items()}
-
-    def _refresh_tags(self) -> None:
-        self._df["tag"] = self._tag_series()
-        if self._showing_tags():
-            self._scatter.color(by="tag")
-        self._update_panel()
-
-    def _showing_tags(self) -> bool:
-        return self._scatter.color().get("by") == "tag"
-
-    def show_tags(self) -> Explorer:
-        """Colour the map by tag (a point with several tags shows the latest one)."""
-        self._df["tag"] = self._tag_series()
-        self._scatter.color(by="tag", map=self._tag_colors())
-        return self
-
-    def _tag_colors(self) -> dict[str, str]:
-        cats = list(self._df["tag"].cat.categories)
-        tags = [c for c in cats if c != UNTAGGED]
-        pal = category_hex(max(len(tags), 1))
-        out = {t: pal[i] for i, t in enumerate(tags)}
-        out[UNTAGGED] = UNTAGGED_COLOR
-        return {c: out[c] for c in cats}
-
-    def show_colors(self) -> Explorer:
-        """Back to the ``color_by`` colouring (after :meth:`show_tags`)."""
-        is_cat = isinstance(self._df["color"].dtype, pd.CategoricalDtype)
-        self._scatter.color(by="color", map="auto" if is_cat else "viridis")
-        return self
-
-    def export(
-        self, path: str | pathlib.Path, what: str = "tags", overwrite: bool = False
-    ) -> pathlib.Path:
-        """Write the tagged points or the selection to CSV or parquet (by suffix), atomically.
-
-        ``what="tags"``: every tagged point with its ``tags`` and one boolean column
-        ``tag:NAME`` per tag.  ``what="selection"``: :meth:`selection_frame`.
-        Refuses to replace an existing file unless ``overwrite=True``.
-        """
-        path = pathlib.Path(path)
-        suffix = path.suffix.lower()
-        if suffix not in (".csv", ".parquet", ".pq"):
-            raise ConfigError(f"cannot export to {path.name!r}: use a .csv or .parquet file name.")
-        if what == "selection":
-            frame = self.selection_frame()
-        elif what == "tags":
-            if not self._tags:
-                raise DataError(
-                    "there are no tags to export: tag points first (explorer.tag(name))."
-                )
-            idx = np.unique(np.concatenate(list(self._tags.values())))
-            frame = self.selection_frame(idx)
-            for name, t in self._tags.items():
-                frame[f"tag:{name}"] = np.isin(idx, t)
-        else:
-            raise ConfigError(f"what must be 'tags' or 'selection'; got {what!r}.")
-        check_can_write(path, overwrite)
-        buf = io.BytesIO()
-        if suffix == ".csv":
-            buf.write(frame.to_csv(index=False).encode("utf-8"))
-        else:
-            frame.to_parquet(buf, index=False)
-        return atomic_write_bytes(path, buf.getvalue(), overwrite=overwrite)
-
-    # ------------------------------------------------------- out of sample
-    def add_points(self, images: Any, model: Any = None, select: bool = True) -> np.ndarray:
-        """Place new images on the map with ``model.transform(images)`` and highlight them.
-
-        The new points get the category ``"new"`` (own colour) and, with
-        ``select=True``, become the selection so their thumbnails show.  Returns
-        their indices in the map.
-        """
-        model = model if model is not None else self.model
-        if model is None or not callable(getattr(model, "transform", None)):
-            raise ConfigError(
-                "add_points needs a fitted model with a transform(images) method: pass "
-                "model= here or to Explorer(..., model=)."
-            )
-        imgs = validate_images(images, "new images")
-        imgs = np.asarray(imgs)
-        if imgs.shape[1:] != tuple(self._dataset.image_shape):
-            raise DataError(
-                f"new images have shape {imgs.shape[1:]} but the map's images are "
-                f"{tuple(self._dataset.image_shape)}; resize them first."
-            )
-        xy = _validate_embedding(model.transform(imgs), len(imgs), name="model.transform(images)")
-        start = self.n_points
-        self._extra_images = (
-            imgs if self._extra_images is None else np.concatenate([self._extra_images, imgs])
-        )
-        m = len(imgs)
-        self._xy = np.concatenate([self._xy, xy])
-        self._label = np.concatenate([self._label, np.full(m, -1, np.int64)])
-        self._label_name = np.concatenate([self._label_name, np.full(m, NEW_CATEGORY, object)])
-        self._is_new = np.concatenate([self._is_new, np.ones(m, bool)])
-        new_meta = pd.DataFrame({"source_index": np.full(m, -1), "split": NEW_CATEGORY})
-        self._metadata = pd.concat([self._metadata, new_meta], ignore_index=True)
-        showing_tags = self._showing_tags()
-        self._df = self._frame()
-        self._scatter.data(self._df)
-        if showing_tags:
-            self.show_tags()
-        else:
-            self.show_colors()
-        new_idx = np.arange(start, start + m, dtype=np.int64)
-        if select:
-            self.select(new_idx)
-        return new_idx
+        cols = {c: self._column(c).to_numpy()[idx] for c in self._columns if c not in frame}
+        return pd.concat([frame, extra, pd.DataFrame(cols)], axis=1)
 
     # -------------------------------------------------------------- display
+    def add_panel(self, widget: Any, title: str = "") -> Explorer:
+        """Place an extra ipywidget beside the thumbnails (under them), e.g. an explanation
+        of the selection; panels observe ``explorer.scatter.widget`` (``selection``) and
+        ``explorer.panel`` (``focused``).
+
+        Parameters
+        ----------
+        widget : ipywidgets.Widget
+            The panel.
+        title : str
+            Shown above it.
+
+        Returns
+        -------
+        Explorer
+            self
+        """
+        import ipywidgets as w
+
+        if not isinstance(widget, w.DOMWidget):
+            raise ConfigError(f"add_panel needs an ipywidgets widget; got {type(widget).__name__}.")
+        box = w.VBox([*([w.HTML(f"<b>{title}</b>")] if title else []), widget])
+        box.add_class("tsimcne-extra-panel")
+        self._extra_panels.append(box)
+        if self._side is not None:
+            self._side.children = (*self._side.children, box)
+        return self
+
     @property
     def widget(self):
-        """The ipywidgets layout: map (with toolbar) beside the thumbnail panel."""
+        """The ipywidgets layout: toolbar and legend above the map beside the thumbnail panel."""
         if self._widget is None:
             import ipywidgets as w
 
-            self._panel.layout.flex = "1 1 40%"
-            self._panel.layout.min_width = "260px"
-            children = [self._scatter.show()]
-            if self.show_panel:
-                children.append(self._panel)
-            row = w.HBox(children, layout=w.Layout(width="100%", align_items="flex-start"))
+            side = [self._panel] if self.show_panel else []
+            self._side = w.VBox(
+                [*side, *self._extra_panels],
+                layout=w.Layout(flex="1 1 40%", min_width="260px", overflow="auto"),
+            )
+            row = w.HBox(
+                [self._scatter.show(), self._side],
+                layout=w.Layout(width="100%", align_items="flex-start"),
+            )
             parts = [w.HTML(f"<b>{self.title}</b>")] if self.title else []
-            self._widget = w.VBox([*parts, row], layout=w.Layout(width="100%"))
+            self._widget = w.VBox([*parts, self._toolbar, row], layout=w.Layout(width="100%"))
+            self._widget.add_class("tsimcne-explorer")
         return self._widget
 
     def static_png(self, size: int = 480) -> bytes:
-        """PNG of the map coloured as configured (the static fallback)."""
-        by = "tag" if self._showing_tags() else "color"
-        title = self.title or ""
-        if self._dataset.synthetic:
-            title = (title + " (synthetic data)").strip()
-        return render_map_png(self._xy, self._df[by], size=size, title=title)
+        """PNG of the map as shown: colouring, legend, selection and a strip of its thumbnails."""
+        from tsimcne_nb.widgets.static_page import explorer_png
+
+        return explorer_png(self, size)
+
+    def save_html(self, path: str | pathlib.Path, overwrite: bool = False) -> pathlib.Path:
+        """Write a self-contained HTML page of the current view (no scripts, no network).
+
+        It shows the map in the live palette with the selection, the legend, the tags
+        and the selected thumbnails.  Refuses to replace a file unless ``overwrite``.
+        """
+        from tsimcne_nb.widgets.static_page import save_html
+
+        return save_html(self, path, overwrite=overwrite)
 
     def __repr__(self) -> str:
         return (
             f"Explorer(n_points={self.n_points}, selected={len(self._selected)}, "
-            f"tags={list(self._tags)})"
+            f"tags={list(self._tags)}, color_by={self._color_name!r})"
         )
-
-
-class LinkedExplorer(StaticFallbackDisplay):
-    """Several maps of the same images side by side, with synced selection and hover.
-
-    Parameters
-    ----------
-    embeddings
-        A list of ``(N, 2)`` embeddings of the same ``N`` images (e.g. t-SimCNE and
-        t-SNE of pixels).
-    dataset
-        The images, as for :class:`Explorer`.
-    titles
-        One title per map.
-    **kwargs
-        Passed to each :class:`Explorer` (``color_by``, ``height``, ...).
-    """
-
-    def __init__(
-        self,
-        embeddings: Sequence[Any],
-        dataset: ImageDataset | np.ndarray,
-        titles: Sequence[str] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.embeddings = embeddings
-        self.dataset = dataset
-        self.titles = titles
-        self.kwargs = kwargs
-        if len(embeddings) < 2:
-            raise ConfigError(
-                f"LinkedExplorer needs at least two embeddings; got {len(embeddings)}."
-            )
-        if titles is not None and len(titles) != len(embeddings):
-            raise ConfigError(
-                f"got {len(titles)} titles for {len(embeddings)} embeddings; pass one title per map."
-            )
-        if "show_panel" in kwargs or "thumbnail_cache" in kwargs:
-            raise ConfigError("show_panel/thumbnail_cache are set by LinkedExplorer itself.")
-        first = Explorer(embeddings[0], dataset, title=titles[0] if titles else "", **kwargs)
-        self.explorers = [first]
-        for i, emb in enumerate(embeddings[1:], start=1):
-            ex = Explorer(
-                emb,
-                first._dataset,
-                title=titles[i] if titles else "",
-                thumbnail_cache=first.cache,
-                show_panel=False,
-                **kwargs,
-            )
-            ex._tags = first._tags  # one tag set for all maps of the same images
-            self.explorers.append(ex)
-        self._syncing = False
-        for ex in self.explorers:
-            ex.scatter.widget.observe(self._make_sync(ex, "selection"), names=["selection"])
-            ex.scatter.widget.observe(self._make_sync(ex, "hovering"), names=["hovering"])
-        self._widget: Any = None
-
-    def _make_sync(self, source: Explorer, name: str):
-        def handler(change: dict) -> None:
-            if self._syncing:
-                return
-            self._syncing = True
-            try:
-                for ex in self.explorers:
-                    if ex is source:
-                        continue
-                    new = change["new"]
-                    if name == "selection":
-                        ex.scatter.widget.selection = (
-                            np.empty(0, np.uint32) if new is None else np.asarray(new, np.uint32)
-                        )
-                    else:
-                        ex.scatter.widget.hovering = -1 if new is None else new
-            finally:
-                self._syncing = False
-
-        return handler
-
-    @property
-    def selected(self) -> np.ndarray:
-        return self.explorers[0].selected
-
-    def select(self, indices: Any) -> LinkedExplorer:
-        self.explorers[0].select(indices)
-        return self
-
-    def selection_frame(self) -> pd.DataFrame:
-        """As :meth:`Explorer.selection_frame`, plus ``x{i}``/``y{i}`` of every map."""
-        frame = self.explorers[0].selection_frame()
-        for i, ex in enumerate(self.explorers):
-            frame[f"x{i}"] = ex._xy[frame["index"].to_numpy(), 0]
-            frame[f"y{i}"] = ex._xy[frame["index"].to_numpy(), 1]
-        return frame
-
-    def tag(self, name: str, indices: Any = None) -> np.ndarray:
-        out = self.explorers[0].tag(name, indices)
-        for ex in self.explorers[1:]:
-            ex._refresh_tags()
-        return out
-
-    def show_tags(self) -> LinkedExplorer:
-        for ex in self.explorers:
-            ex.show_tags()
-        return self
-
-    def export(self, path: str | pathlib.Path, what: str = "tags", overwrite: bool = False):
-        return self.explorers[0].export(path, what=what, overwrite=overwrite)
-
-    @property
-    def panel(self) -> ThumbnailPanel:
-        return self.explorers[0].panel
-
-    @property
-    def widget(self):
-        """Maps side by side (each with its title) above the shared thumbnail panel."""
-        if self._widget is None:
-            import ipywidgets as w
-
-            maps = []
-            for ex in self.explorers:
-                parts = [w.HTML(f"<b>{ex.title}</b>")] if ex.title else []
-                maps.append(w.VBox([*parts, ex.scatter.show()], layout=w.Layout(flex="1 1 0%")))
-            self.panel.layout.width = "100%"
-            self._widget = w.VBox([w.HBox(maps, layout=w.Layout(width="100%")), self.panel])
-        return self._widget
-
-    def static_png(self, size: int = 360) -> bytes:
-        from PIL import Image
-
-        pngs = [Image.open(io.BytesIO(ex.static_png(size))) for ex in self.explorers]
-        out = Image.new("RGB", (sum(p.width for p in pngs), max(p.height for p in pngs)), "white")
-        x = 0
-        for p in pngs:
-            out.paste(p, (x, 0))
-            x += p.width
-        buf = io.BytesIO()
-        out.save(buf, format="PNG")
-        return buf.getvalue()
-
-    def __repr__(self) -> str:
-        return f"LinkedExplorer(maps={len(self.explorers)}, selected={len(self.selected)})"

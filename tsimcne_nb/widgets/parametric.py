@@ -384,8 +384,9 @@ class ParametricPanel(ExplorerPanel):
                 "placing images needs a fitted model with transform(images): pass model= to the panel."
             )
         feats = self._all_features()  # before the map grows: features stay row-aligned
+        # add_points selects the new points and keeps them selected when jupyter-scatter's
+        # front-end answers the new data with an empty selection
         new = self.explorer.add_points(images, model=self.model)
-        self._keep_selected(new)
         if callable(getattr(self.model, "features", None)) and len(feats) == new[0]:
             self._extra_features.append(np.asarray(self.model.features(np.asarray(images))))
             self._prepared = None
@@ -397,22 +398,6 @@ class ParametricPanel(ExplorerPanel):
                 "category 'new')</span>"
             )
         return new
-
-    def _keep_selected(self, new: np.ndarray, within_s: float = 3.0) -> None:
-        # jupyter-scatter's front-end answers new data with an empty selection, which would
-        # undo add_points' highlight: re-select once if that comes within a few seconds
-        import time
-
-        widget = self.explorer.scatter.widget
-        t0 = time.monotonic()
-
-        def once(change: dict) -> None:
-            widget.unobserve(once, names=["selection"])
-            got = change["new"]
-            if time.monotonic() - t0 < within_s and (got is None or len(got) == 0):
-                self.explorer.select(new)
-
-        widget.observe(once, names=["selection"])
 
     def _on_upload(self, change: dict) -> None:
         files = change["new"]

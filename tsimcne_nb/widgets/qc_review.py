@@ -9,6 +9,7 @@ that :meth:`QCReport.exclusion_list` and ``explorer.export()`` agree.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -68,14 +69,18 @@ class QCReview(StaticFallbackDisplay):
             from tsimcne_nb.widgets.explorer import Explorer
 
             explorer_options.setdefault("title", "QC review")
-            colour = color_by
+            colour = "label" if isinstance(color_by, str) and color_by in ("tags", "tag") else color_by
             if isinstance(color_by, str) and color_by in report.properties.columns:
-                colour = report.properties[color_by].to_numpy()  # an image property as colour layer
-            elif isinstance(color_by, str) and color_by == "tags":
                 colour = "label"
             explorer = Explorer(report.embedding, report.dataset, color_by=colour, **explorer_options)
-            report.to_explorer_tags(explorer)
-            if isinstance(color_by, str) and color_by == "tags":
+            # every image property is a colour layer, searchable too (`blur > 2`)
+            for col in report.properties.columns:
+                if col not in explorer.color_options and col != "values":
+                    explorer.add_column(str(col), report.properties[col].to_numpy())
+            if isinstance(color_by, str) and color_by in report.properties.columns:
+                explorer.color_by = color_by
+            self._push_tags(report, explorer)
+            if isinstance(color_by, str) and color_by in ("tags", "tag"):
                 explorer.show_tags()
             self.explorer = explorer
         elif explorer.n_points < len(report.dataset):
@@ -90,6 +95,68 @@ class QCReview(StaticFallbackDisplay):
         self._status: Any = None
         if len(self._groups):
             self.show_group(int(self._groups.loc[0, "rank"]))
+
+    @classmethod
+    def from_folder(
+        cls, folder: str | os.PathLike, dataset: Any, experiment: str = "none", **options: Any
+    ) -> QCReview:
+        """Review what ``tsimcne-nb qc`` wrote to ``folder`` (its groups, map, properties and
+        suggested tags), with the images of ``dataset``.
+
+        Parameters
+        ----------
+        folder : str or os.PathLike
+            The command's output folder (``report.csv``, ``exclusion_list.csv``,
+            ``properties.parquet``); for several maps, one map's subfolder.
+        dataset : ImageDataset
+            The images that were checked (the folder holds no images).
+        experiment : str
+            With ``--inject``, which experiment to open (``duplicates``, ``artefacts``);
+            the images must then be that injected copy.
+        **options
+            Passed to :class:`QCReview` (``top``, ``color_by``, ``height``, ...).
+        """
+        from tsimcne_nb.widgets._qc_folder import report_from_folder
+
+        return cls(report_from_folder(folder, dataset, experiment), **options)
+
+    @staticmethod
+    def _push_tags(report: QCReport, explorer: Any) -> None:
+        """The report's tags into the explorer: suggestions marked as such, decisions as hand-set."""
+        tags = report.tags["tag"].to_numpy()
+        reasons = report.tags["reason"].to_numpy()
+        for name in ("duplicate", "artefact"):
+            idx = np.flatnonzero(tags == name)
+            if not idx.size:  # an explorer refuses to tag nothing
+                continue
+            manual = report._manual(idx)
+            for mask, origin in ((~manual, "suggested"), (manual, "hand")):
+                for why in sorted(set(reasons[idx[mask]])):
+                    sub = idx[mask][reasons[idx[mask]] == why]
+                    explorer.tag(sub, name, why=str(why), origin=origin)
+
+    def save_review(self, path: str | os.PathLike, overwrite: bool = False) -> Any:
+        """Save the tags (who/when/why, hand-set or suggested) and selection to parquet
+        (:meth:`Explorer.save_review`); reload with :meth:`load_review`."""
+        return self.explorer.save_review(path, overwrite=overwrite)
+
+    def load_review(self, path: str | os.PathLike) -> Any:
+        """Load a review file: its duplicate/artefact/keep tags go into the report (hand-set
+        ones as decisions that suggestions never overwrite) and into the explorer."""
+        frame = self.explorer.load_review(path, select=False)
+        rows = frame[(frame["kind"] == "tag") & frame["name"].isin(TAGS)]
+        for (name, origin, why), part in rows.groupby(["name", "origin", "why"], sort=False):
+            idx = part["index"].to_numpy(np.int64)
+            idx = idx[idx < len(self.report.tags)]
+            if origin == "hand":
+                self.report.tag(idx, name, reason=str(why) or REVIEW_REASON)
+            else:  # a suggestion stays one: the report keeps the detector's reason
+                self.report.tags.loc[idx, ["tag", "reason"]] = [name, str(why)]
+            for other in TAGS:  # one QC tag per image, as in the report
+                if other != name and other in self.explorer.tags:
+                    self.explorer.untag(other, idx)
+        self._update_status()
+        return frame
 
     # ------------------------------------------------------------ actions
     def _group(self, rank: int | None) -> Any:
@@ -131,7 +198,7 @@ class QCReview(StaticFallbackDisplay):
         for other in TAGS:
             if other != tag and other in self.explorer.tags:
                 self.explorer.untag(other, members)
-        self.explorer.tag(tag, members)
+        self.explorer.tag(members, tag, why=f"{REVIEW_REASON}: group #{g['rank']} {g['kind']}")
         self._update_status()
         return members
 
@@ -140,13 +207,28 @@ class QCReview(StaticFallbackDisplay):
         detail = g["detail"] if isinstance(g["detail"], dict) else {}
         what = detail.get("property", "")
         conf = ", ".join(g["confirmed_by"]) if len(g["confirmed_by"]) else ""
-        counts = self.report.tags["tag"].to_numpy()[np.asarray(g["members"], np.int64)]
-        tally = ", ".join(f"{t} {int((counts == t).sum())}" for t in TAGS if (counts == t).any())
+        members = np.asarray(g["members"], np.int64)
+        tags = self.report.tags["tag"].to_numpy()[members]
+        # only tags someone (or a detector) set: an untouched image is "keep" by default,
+        # and counting those would report decisions nobody made
+        reasons = self.report.tags["reason"].to_numpy()[members]
+        manual = self.report._manual(members)
+        set_ = np.array([bool(r) for r in reasons], dtype=bool)
+
+        def tally(mask: np.ndarray) -> str:
+            return ", ".join(f"{t} {int((tags[mask] == t).sum())}" for t in TAGS if (tags[mask] == t).any())
+
         parts = [f"#{g['rank']} {g['kind']}" + (f" ({what})" if what else ""), f"{g['size']} images",
                  f"evidence {g['evidence']:.1f}"]
         if conf:
             parts.append(f"also found by {conf}")
-        parts.append(f"tags now: {tally}")
+        by_hand, suggested = tally(manual), tally(set_ & ~manual)
+        if by_hand:
+            parts.append(f"tagged: {by_hand}")
+        if suggested:
+            parts.append(f"suggested: {suggested}")
+        if not by_hand and not suggested:
+            parts.append("not tagged yet")
         return " · ".join(parts)
 
     def _update_status(self) -> None:

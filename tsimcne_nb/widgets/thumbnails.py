@@ -129,3 +129,32 @@ class ThumbnailCache:
                 self._cache.popitem(last=False)
             out.append(uri)
         return out
+
+
+def answer_tooltip(widget: Any, cache: ThumbnailCache, event: dict, preview_key: str) -> None:
+    """Answer a jupyter-scatter tooltip request, encoding the hovered image on demand.
+
+    jupyter-scatter 1.0.1 reads a tooltip's image from a column of its data frame; the
+    explorer names a virtual column ``preview_key`` instead and encodes only the hovered
+    point, so no image column is ever built for all points.
+    """
+    from jscatter.widget import get_record
+
+    index = int(event["index"])
+    record = get_record(widget.data, index)
+    preview = event.get("preview")
+    if preview == preview_key:
+        preview_value = cache.get(index)
+    elif preview is not None:
+        preview_value = record[preview]
+    else:
+        preview_value = None
+    props = [p for p in event.get("properties", []) if p in record.index]
+    widget.send(
+        {
+            "type": event["type"],
+            "index": index,
+            "preview": preview_value,
+            "properties": record[props].to_dict(),
+        }
+    )

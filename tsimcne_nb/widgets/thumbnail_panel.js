@@ -59,7 +59,45 @@ function render({ model, el }) {
     model.save_changes();
   });
   resample.className = "tsimcne-resample";
-  bar.append(status, prev, next, pageMode, sampleMode, resample);
+  // jump to a page: type its number
+  const pageField = document.createElement("input");
+  pageField.type = "number";
+  pageField.min = "1";
+  pageField.className = "tsimcne-page-field";
+  pageField.title = "go to page";
+  pageField.style.width = "4em";
+  pageField.addEventListener("change", () => setPage(Number(pageField.value) - 1));
+  pageField.addEventListener("keydown", (e) => {
+    if (e.key === "Enter") {
+      e.preventDefault();
+      setPage(Number(pageField.value) - 1);
+    }
+  });
+  const order = document.createElement("select");
+  order.className = "tsimcne-order";
+  order.title = "order of the thumbnails";
+  for (const [value, text] of [["index", "dataset order"], ["distance", "nearest centre first"]]) {
+    const o = document.createElement("option");
+    o.value = value;
+    o.textContent = text;
+    order.appendChild(o);
+  }
+  order.addEventListener("change", () => {
+    model.set("order", order.value);
+    model.save_changes();
+  });
+  const sizeInput = document.createElement("input");
+  sizeInput.type = "range";
+  sizeInput.min = "24";
+  sizeInput.max = "160";
+  sizeInput.step = "8";
+  sizeInput.className = "tsimcne-size";
+  sizeInput.title = "thumbnail size";
+  sizeInput.addEventListener("input", () => {
+    model.set("thumbnail_size", Number(sizeInput.value));
+    model.save_changes();
+  });
+  bar.append(status, prev, pageField, next, pageMode, sampleMode, resample, order, sizeInput);
   const grid = document.createElement("div");
   grid.className = "tsimcne-grid";
   root.append(bar, grid);
@@ -97,7 +135,7 @@ function render({ model, el }) {
     grid.style.gridTemplateColumns = `repeat(auto-fill, minmax(${size + 8}px, 1fr))`;
     const msg = model.get("message");
     if (nSel === 0) {
-      status.textContent = msg || "No selection: draw a lasso or rectangle on the map.";
+      status.textContent = msg || model.get("hint") || "No selection.";
     } else if (mode === "sample") {
       status.textContent = `${nSel} selected \u00b7 random sample of ${items.length}`;
     } else {
@@ -106,6 +144,13 @@ function render({ model, el }) {
     prev.disabled = mode !== "page" || page <= 0;
     next.disabled = mode !== "page" || page >= nPages - 1;
     resample.disabled = mode !== "sample";
+    pageField.disabled = mode !== "page" || nPages <= 1;
+    pageField.max = String(Math.max(1, nPages));
+    if (document.activeElement !== pageField) pageField.value = String(page + 1);
+    order.value = model.get("order");
+    if (document.activeElement !== sizeInput) sizeInput.value = String(size);
+    root.dataset.order = model.get("order");
+    root.dataset.thumbnailSize = String(size);
     pageMode.setAttribute("aria-pressed", String(mode === "page"));
     sampleMode.setAttribute("aria-pressed", String(mode === "sample"));
 
@@ -142,7 +187,7 @@ function render({ model, el }) {
   }
 
   const names = ["items", "n_selected", "page", "n_pages", "mode", "focused", "message",
-    "thumbnail_size", "height"];
+    "thumbnail_size", "height", "hint", "order"];
   for (const name of names) model.on(`change:${name}`, draw);
   draw();
   return () => {
