@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import pathlib
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,9 @@ import pandas as pd
 from tsimcne_nb._io import atomic_write_bytes, check_can_write
 from tsimcne_nb.errors import ConfigError, DataError
 from tsimcne_nb.widgets._validate import _validate_indices
+
+if TYPE_CHECKING:
+    from tsimcne_nb.widgets.explorer import Explorer
 from tsimcne_nb.widgets.colouring import UNTAGGED
 from tsimcne_nb.widgets.review_store import (
     ORIGINS,
@@ -37,6 +40,20 @@ class TaggingMixin:
     _tag_info: dict[str, pd.DataFrame]
     _selected: np.ndarray
     user: str | None
+
+    _metadata: pd.DataFrame
+
+    # What the mixin uses of its host, declared for the type checker only.
+    if TYPE_CHECKING:
+
+        @property
+        def n_points(self) -> int: ...
+
+        def _on_tags_changed(self) -> None: ...
+
+        def selection_frame(self, indices: Any = None) -> pd.DataFrame: ...
+
+        def select(self, indices: Any) -> Explorer: ...
 
     def _check_tag_name(self, name: Any) -> str:
         if not isinstance(name, str) or not name.strip() or name == UNTAGGED or ";" in name:
