@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tsimcne_nb._indices import take_rows
 from tsimcne_nb.data.core import ImageDataset, as_dataset
 from tsimcne_nb.errors import ConfigError, DataError
 from tsimcne_nb.viz.raster import render_map_png  # noqa: F401 - its old home; imported from here
@@ -258,12 +259,8 @@ class Explorer(ActionsMixin, TaggingMixin, StaticFallbackDisplay):
         out = np.empty((len(indices), *self._dataset.image_shape), dtype=np.uint8)
         if base.any():
             bi = indices[base]
-            if self._dataset.is_lazy:  # h5py wants increasing indices
-                order = np.argsort(bi, kind="stable")
-                block = np.asarray(self._dataset.images[bi[order]])
-                tmp = np.empty_like(block)
-                tmp[order] = block
-                out[base] = tmp
+            if self._dataset.is_lazy:  # h5py wants increasing, unique indices
+                out[base] = take_rows(self._dataset.images, bi)
             else:
                 out[base] = self._dataset.images[bi]
         if (~base).any():

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from tsimcne_nb._indices import take_rows
 from tsimcne_nb.errors import ConfigError
 
 
@@ -100,12 +101,8 @@ class ThumbnailCache:
             return np.asarray(self.images(indices))
         if isinstance(self.images, np.ndarray):
             return self.images[indices]
-        # lazy (h5py) sources need increasing, unique indices: read sorted, then reorder
-        order = np.argsort(indices, kind="stable")
-        block = np.asarray(self.images[indices[order]])
-        out = np.empty_like(block)
-        out[order] = block
-        return out
+        # lazy (h5py) sources need increasing, unique indices; index, never call, the source
+        return take_rows(self.images.__getitem__, indices)
 
     def get(self, index: int) -> str:
         """Data URI of image ``index`` (encoded now unless cached).
