@@ -1,4 +1,5 @@
-"""The explorer's tags: set, remove, show provenance, export, save and reload (a mixin).
+"""The explorer's tags: set, remove, show provenance, export, save and reload; its static PNG
+and HTML page (a mixin).
 
 Tag membership is ``_tags`` (name -> sorted point indices); who/when/why/origin of every
 (point, tag) pair is ``_tag_info`` (name -> DataFrame indexed by point).  Both dicts are
@@ -244,3 +245,33 @@ class TaggingMixin:
         if select and len(sel):
             self.select(sel)
         return frame
+
+    # ------------------------------------------------------------ static output
+    def static_png(self, size: int = 480) -> bytes:
+        """PNG of the map as shown: colouring, legend, selection and a strip of its thumbnails.
+
+        Parameters
+        ----------
+        size : int
+            Width and height of the map in pixels.
+        """
+        from tsimcne_nb.widgets.static_page import explorer_png
+
+        return explorer_png(self, size)
+
+    def save_html(self, path: str | pathlib.Path, overwrite: bool = False) -> pathlib.Path:
+        """Write a self-contained HTML page of the current view (no scripts, no network).
+
+        It shows the map in the live palette with the selection, the legend, the tags
+        and the selected thumbnails.  Refuses to replace a file unless ``overwrite``.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The HTML file to write.
+        overwrite : bool
+            Replace an existing file.
+        """
+        from tsimcne_nb.widgets.static_page import save_html
+
+        return save_html(self, path, overwrite=overwrite)

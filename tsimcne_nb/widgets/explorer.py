@@ -14,7 +14,6 @@ PCam-sized data and maps of a million points.
 
 from __future__ import annotations
 
-import pathlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -567,35 +566,6 @@ class Explorer(ActionsMixin, TaggingMixin, StaticFallbackDisplay):
             self._widget = w.VBox([*parts, self._toolbar, row], layout=w.Layout(width="100%"))
             self._widget.add_class("tsimcne-explorer")
         return self._widget
-
-    def static_png(self, size: int = 480) -> bytes:
-        """PNG of the map as shown: colouring, legend, selection and a strip of its thumbnails.
-
-        Parameters
-        ----------
-        size : int
-            Width and height of the map in pixels.
-        """
-        from tsimcne_nb.widgets.static_page import explorer_png
-
-        return explorer_png(self, size)
-
-    def save_html(self, path: str | pathlib.Path, overwrite: bool = False) -> pathlib.Path:
-        """Write a self-contained HTML page of the current view (no scripts, no network).
-
-        It shows the map in the live palette with the selection, the legend, the tags
-        and the selected thumbnails.  Refuses to replace a file unless ``overwrite``.
-
-        Parameters
-        ----------
-        path : str or pathlib.Path
-            The HTML file to write.
-        overwrite : bool
-            Replace an existing file.
-        """
-        from tsimcne_nb.widgets.static_page import save_html
-
-        return save_html(self, path, overwrite=overwrite)
 
     def __repr__(self) -> str:
         return (
