@@ -538,7 +538,7 @@ def test_report_figures_and_explorer_tags():
         def __init__(self):
             self.calls = {}
 
-        def tag(self, name, indices):
+        def tag(self, indices, name, /):  # positional: the shared tag(indices, name)
             self.calls[name] = list(indices)
 
     ex = report.to_explorer_tags(FakeExplorer())
@@ -687,7 +687,7 @@ def test_to_explorer_tags_skips_empty_tags():
         def __init__(self):
             self.calls = {}
 
-        def tag(self, name, indices):
+        def tag(self, indices, name, /):  # positional: the shared tag(indices, name)
             if len(indices) == 0:
                 raise ValueError("nothing to tag")
             self.calls[name] = list(indices)

@@ -327,6 +327,38 @@ def test_thumbnail_cache_is_bounded_lru():
         ThumbnailCache(images, maxsize=0)
 
 
+class _IncreasingOnly:
+    """An h5py-like image source: refuses index arrays that are not strictly increasing."""
+
+    def __init__(self, arr: np.ndarray):
+        self.arr, self.shape, self.dtype = arr, arr.shape, arr.dtype
+
+    def __len__(self):
+        return len(self.arr)
+
+    def __getitem__(self, key):
+        if isinstance(key, np.ndarray) and key.size > 1 and np.any(np.diff(key) <= 0):
+            raise TypeError("indices must be increasing (h5py)")
+        return self.arr[key]
+
+
+def test_lazy_sources_are_read_in_increasing_order(blobs):
+    """Thumbnails and the explorer read a lazy source through the one sorted-read helper."""
+    xy, ds = blobs
+    lazy = _IncreasingOnly(ds.images)
+    idx = np.array([7, 2, 7, 0, 299])
+    with pytest.raises(TypeError):
+        lazy[idx]  # the naive read fails on such a source
+    cache = ThumbnailCache(lazy, size=None)
+    np.testing.assert_array_equal(cache._read(idx), ds.images[idx])
+    lazy_ds = ImageDataset(lazy, ds.labels, ds.class_names, ds.metadata, name="lazy blobs", synthetic=True)
+    assert lazy_ds.is_lazy
+    ex = Explorer(xy, lazy_ds, page_size=10)
+    np.testing.assert_array_equal(ex._read_images(idx), ds.images[idx])
+    assert [_decode(u).tolist() for u in cache.get_many([5, 1])] == [
+        ds.images[5].tolist(), ds.images[1].tolist()]
+
+
 def test_thumbnails_shrink_large_images():
     img = np.random.default_rng(0).integers(0, 256, (200, 100, 3), dtype=np.uint8)
     assert _decode(png_data_uri(img, 56)).shape == (56, 28, 3)

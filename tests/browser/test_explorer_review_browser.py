@@ -180,8 +180,8 @@ def test_second_tag_keeps_untagged_points_grey(nb, artifacts):
     page = nb.page
     _reset(nb)
     c_box = _bbox(_mask(nb.drawn, "green"), margin=0.0)
-    nb.run("ex.show_tags(); ex.tag('first', np.arange(0, 500))")
-    nb.run("ex.tag('second', np.arange(500, 1000))")
+    nb.run("ex.show_tags(); ex.tag(np.arange(0, 500), 'first')")
+    nb.run("ex.tag(np.arange(500, 1000), 'second')")
 
     def cluster_c_grey():
         px = _pixels(page, "ex-main")

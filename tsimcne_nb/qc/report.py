@@ -235,8 +235,9 @@ class QCReport:
     def to_explorer_tags(self, explorer: Any) -> Any:
         """Push the 'duplicate' and 'artefact' tags into an explorer widget.
 
-        Any object with a ``tag(name, indices)`` method works (duck typing; e.g.
-        :class:`tsimcne_nb.widgets.explorer.Explorer`).  Returns the explorer.
+        Any object with a ``tag(indices, name)`` method works (duck typing; the signature
+        :class:`tsimcne_nb.widgets.explorer.Explorer` and :meth:`tag` share).  Returns the
+        explorer.
 
         Parameters
         ----------
@@ -245,12 +246,12 @@ class QCReport:
         """
         if not callable(getattr(explorer, "tag", None)):
             raise ConfigError(
-                f"{type(explorer).__name__} has no tag(name, indices) method; pass an Explorer widget."
+                f"{type(explorer).__name__} has no tag(indices, name) method; pass an Explorer widget."
             )
         for name in ("duplicate", "artefact"):
             idx = np.flatnonzero(self.tags["tag"].to_numpy() == name)
             if idx.size:  # an explorer refuses to tag nothing; a report may have no such images
-                explorer.tag(name=name, indices=idx.tolist())
+                explorer.tag(idx.tolist(), name)
         return explorer
 
     # ------------------------------------------------------------ export

@@ -149,8 +149,8 @@ def render_map_png(
         draw.text((pad, size), f"selected: {int(sel.sum()) or len(strip)} points", fill=(0, 0, 0))
         for k, im in enumerate(strip):
             t = Image.fromarray(im[..., :3]).resize((thumb, thumb), Image.Resampling.NEAREST)
-            r, c = divmod(k, per_row)
-            img.paste(t, (pad + c * (thumb + 4), size + 14 + r * (thumb + 4)))
+            row, col_ = divmod(k, per_row)
+            img.paste(t, (pad + col_ * (thumb + 4), size + 14 + row * (thumb + 4)))
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pathlib
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,9 +20,60 @@ from tsimcne_nb.widgets._validate import _validate_embedding
 from tsimcne_nb.widgets.colouring import NEW_CATEGORY, ColorLayer, category_layer, make_layer
 from tsimcne_nb.widgets.search import search_mask
 
+if TYPE_CHECKING:
+    from tsimcne_nb.data.core import ImageDataset
+    from tsimcne_nb.widgets.explorer import Explorer
+    from tsimcne_nb.widgets.toolbar import ExplorerToolbar
+
 
 class ActionsMixin:
     """Toolbar actions of :class:`~tsimcne_nb.widgets.explorer.Explorer`."""
+
+    # What the mixin uses of its host (Explorer sets them in __init__), declared for the
+    # type checker only.
+    model: Any
+    _dataset: ImageDataset
+    _xy: np.ndarray
+    _extra_images: np.ndarray | None
+    _label: np.ndarray
+    _label_name: np.ndarray
+    _class_order: list[str]
+    _metadata: pd.DataFrame
+    _columns: dict[str, pd.Series]
+    _is_new: np.ndarray
+    _tags: dict[str, np.ndarray]
+    _tag_listeners: list[Any]
+    _selected: np.ndarray
+    _reselect: tuple[np.ndarray, float] | None
+    _color_name: str
+    _layer: ColorLayer
+    _toolbar: ExplorerToolbar
+    _df: pd.DataFrame
+    _scatter: Any  # a jscatter.Scatter (jupyter-scatter ships no type information)
+
+    if TYPE_CHECKING:
+
+        @property
+        def n_points(self) -> int: ...
+
+        @property
+        def color_options(self) -> list[str]: ...
+
+        def _resolve_color(self, color_by: Any) -> str: ...
+
+        def _column(self, name: str) -> pd.Series: ...
+
+        def _frame(self) -> pd.DataFrame: ...
+
+        def _update_panel(self) -> None: ...
+
+        def select(self, indices: Any) -> Explorer: ...
+
+        def tag_selection(self, name: str, why: str = "") -> np.ndarray: ...
+
+        def export(
+            self, path: str | pathlib.Path, what: str = "tags", overwrite: bool = False
+        ) -> pathlib.Path: ...
 
     # ------------------------------------------------------------ colours
     def color_layer(self, name: str | None = None) -> ColorLayer:

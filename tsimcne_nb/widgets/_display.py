@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 class StaticFallbackDisplay:
@@ -11,6 +11,14 @@ class StaticFallbackDisplay:
     Jupyter shows the live widget; nbconvert and static HTML, which keep no widget state,
     show the PNG that travels in the same output instead of nothing.
     """
+
+    # What the mixin uses of its host, declared for the type checker only.
+    if TYPE_CHECKING:
+
+        @property
+        def widget(self) -> Any: ...
+
+        def static_png(self) -> bytes: ...
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict:
         bundle = self.widget._repr_mimebundle_(include=include, exclude=exclude, **kwargs)

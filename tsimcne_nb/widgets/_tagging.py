@@ -1,4 +1,5 @@
-"""The explorer's tags: set, remove, show provenance, export, save and reload (a mixin).
+"""The explorer's tags: set, remove, show provenance, export, save and reload; its static PNG
+and HTML page (a mixin).
 
 Tag membership is ``_tags`` (name -> sorted point indices); who/when/why/origin of every
 (point, tag) pair is ``_tag_info`` (name -> DataFrame indexed by point).  Both dicts are
@@ -10,7 +11,7 @@ from __future__ import annotations
 import io
 import pathlib
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,9 @@ import pandas as pd
 from tsimcne_nb._io import atomic_write_bytes, check_can_write
 from tsimcne_nb.errors import ConfigError, DataError
 from tsimcne_nb.widgets._validate import _validate_indices
+
+if TYPE_CHECKING:
+    from tsimcne_nb.widgets.explorer import Explorer
 from tsimcne_nb.widgets.colouring import UNTAGGED
 from tsimcne_nb.widgets.review_store import (
     ORIGINS,
@@ -37,6 +41,20 @@ class TaggingMixin:
     _tag_info: dict[str, pd.DataFrame]
     _selected: np.ndarray
     user: str | None
+
+    _metadata: pd.DataFrame
+
+    # What the mixin uses of its host, declared for the type checker only.
+    if TYPE_CHECKING:
+
+        @property
+        def n_points(self) -> int: ...
+
+        def _on_tags_changed(self) -> None: ...
+
+        def selection_frame(self, indices: Any = None) -> pd.DataFrame: ...
+
+        def select(self, indices: Any) -> Explorer: ...
 
     def _check_tag_name(self, name: Any) -> str:
         if not isinstance(name, str) or not name.strip() or name == UNTAGGED or ";" in name:
@@ -227,3 +245,33 @@ class TaggingMixin:
         if select and len(sel):
             self.select(sel)
         return frame
+
+    # ------------------------------------------------------------ static output
+    def static_png(self, size: int = 480) -> bytes:
+        """PNG of the map as shown: colouring, legend, selection and a strip of its thumbnails.
+
+        Parameters
+        ----------
+        size : int
+            Width and height of the map in pixels.
+        """
+        from tsimcne_nb.widgets.static_page import explorer_png
+
+        return explorer_png(self, size)
+
+    def save_html(self, path: str | pathlib.Path, overwrite: bool = False) -> pathlib.Path:
+        """Write a self-contained HTML page of the current view (no scripts, no network).
+
+        It shows the map in the live palette with the selection, the legend, the tags
+        and the selected thumbnails.  Refuses to replace a file unless ``overwrite``.
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            The HTML file to write.
+        overwrite : bool
+            Replace an existing file.
+        """
+        from tsimcne_nb.widgets.static_page import save_html
+
+        return save_html(self, path, overwrite=overwrite)

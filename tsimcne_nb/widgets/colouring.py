@@ -39,13 +39,13 @@ class ColorLayer:
 
     Attributes
     ----------
-    name
+    name : str
         What the map is coloured by (the legend's title).
-    values
+    values : pandas.Series
         Categorical (fixed category order) or float Series, one value per point.
-    colors
+    colors : dict of str to str
         ``{category: "#rrggbb"}`` in category order (empty for numeric layers).
-    norm
+    norm : tuple of (float, float) or None
         ``(min, max)`` of a numeric layer.
     """
 
@@ -97,6 +97,17 @@ def category_layer(
     ``first`` lists categories in the order they are coloured (the dataset's classes);
     other values follow sorted; ``new`` (points where ``is_new``), ``untagged`` and
     missing values come last in their own fixed colours.
+
+    Parameters
+    ----------
+    name : str
+        The layer's name (legend title).
+    values : sequence or numpy.ndarray or pandas.Series
+        One value per point.
+    first : sequence of str
+        Categories coloured first, in this order.
+    is_new : numpy.ndarray or None
+        Boolean mask of points added by :meth:`Explorer.add_points`.
     """
     # factorise once and relabel the codes: string conversion of a million values is slow
     # (factorize, not Categorical: it does not sort, so mixed types such as 1 and "a" work)
@@ -138,6 +149,17 @@ def make_layer(
     Numbers with more than :data:`MAX_CATEGORIES` distinct values get a continuous scale
     (added points, which have no value, are drawn at its low end: they are selected
     anyway); everything else is categorical (:func:`category_layer`).
+
+    Parameters
+    ----------
+    name : str
+        The layer's name (legend title).
+    values : sequence or numpy.ndarray or pandas.Series
+        One value per point.
+    first : sequence of str
+        Categories coloured first, in this order.
+    is_new : numpy.ndarray or None
+        Boolean mask of points added by :meth:`Explorer.add_points`.
     """
     ser = pd.Series(values).reset_index(drop=True)
     if (

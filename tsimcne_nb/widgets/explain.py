@@ -49,15 +49,15 @@ class SelectionExplainer(ExplorerPanel):
 
     Parameters
     ----------
-    explorer
+    explorer : Explorer
         A :class:`~tsimcne_nb.widgets.Explorer`.
-    properties
+    properties : str or pandas.DataFrame or None
         ``"auto"`` computes :func:`tsimcne_nb.qc.image_properties` of the dataset
         once (a few seconds per 100k small images); a DataFrame with one row per
         image passes precomputed ones (e.g. from a QC report); ``None`` leaves them out.
-    k
+    k : int
         Map neighbours per point for the kNN purity.
-    columns
+    columns : list of str or None
         Metadata columns to compare too; default every numeric metadata column.
 
     Notes
@@ -127,7 +127,7 @@ class SelectionExplainer(ExplorerPanel):
         self._colors = _label_colors(self._dataset.labels, list(self._dataset.class_names or []))
         self._stats: _MapStats | None = None
         self._n_stats = -1
-        self.summary: SelectionSummary | None = None
+        self.summary: SelectionSummary  # set by the update() at the end of __init__
         self._summary_html: Any = None
         self._large: Any = None
         self._widget: Any = None
@@ -190,7 +190,7 @@ class SelectionExplainer(ExplorerPanel):
 
         Parameters
         ----------
-        index
+        index : int
             Position in the map.
 
         Returns

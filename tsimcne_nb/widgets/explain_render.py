@@ -34,11 +34,11 @@ def classes_svg(summary: SelectionSummary, colors: list[str], width: int = 340) 
 
     Parameters
     ----------
-    summary
+    summary : SelectionSummary
         From :func:`explain_selection`.
-    colors
+    colors : list of str
         Hex colour per label value (the explorer's palette).
-    width
+    width : int
         Width in pixels.
 
     Returns
@@ -86,15 +86,15 @@ def histogram_svg(
 
     Parameters
     ----------
-    name
+    name : str
         The column's name (title and ``data-column``).
-    edges
+    edges : numpy.ndarray
         Bin edges (``len(selected) + 1``).
-    selected, rest
+    selected, rest : numpy.ndarray
         Counts per bin.
-    color
+    color : str
         Colour of the selection.
-    width, height
+    width, height : int
         Size in pixels.
 
     Returns
@@ -135,11 +135,11 @@ def summary_html(summary: SelectionSummary, colors: list[str], title: str = "") 
 
     Parameters
     ----------
-    summary
+    summary : SelectionSummary
         From :func:`explain_selection`.
-    colors
+    colors : list of str
         Hex colour per label value.
-    title
+    title : str
         Heading (e.g. the data set's name).
 
     Returns

@@ -14,7 +14,6 @@ PCam-sized data and maps of a million points.
 
 from __future__ import annotations
 
-import pathlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tsimcne_nb._indices import take_rows
 from tsimcne_nb.data.core import ImageDataset, as_dataset
 from tsimcne_nb.errors import ConfigError, DataError
 from tsimcne_nb.viz.raster import render_map_png  # noqa: F401 - its old home; imported from here
@@ -57,41 +57,41 @@ class Explorer(ActionsMixin, TaggingMixin, StaticFallbackDisplay):
 
     Parameters
     ----------
-    embedding
+    embedding : array-like of shape (N, 2)
         float ``(N, 2)`` coordinates, one per image, in the dataset's order.
-    dataset
+    dataset : ImageDataset or numpy.ndarray
         :class:`~tsimcne_nb.data.core.ImageDataset` (or a bare uint8
         ``(N, H, W, 3)`` array).
-    color_by
+    color_by : str or sequence or numpy.ndarray
         ``"label"`` (class names), ``"tag"``, the name of a metadata column, or an
         array of ``N`` values (numeric with more than 12 distinct values: continuous
         viridis scale; otherwise categories).  Assigning ``explorer.color_by`` later
         recolours the map.
-    model
+    model : TSimCNE or None
         Anything with ``transform(images) -> (M, 2)`` (e.g. a fitted ``TSimCNE``);
         used by :meth:`add_points`.
-    thumbnail_size
+    thumbnail_size : int
         Size in pixels of a thumbnail in the panel (and the long side above which
         images are shrunk before sending); the panel has a size control too.
-    page_size
+    page_size : int
         Thumbnails per page; also the sample size in ``"sample"`` mode.
-    mode
+    mode : str
         ``"page"`` (page through the selection) or ``"sample"`` (random sample).
-    height
+    height : int
         Height of the map and the panel in pixels.
-    tooltip
+    tooltip : bool
         Show the image (and class) of the hovered point.
-    cache_size
+    cache_size : int
         Number of encoded thumbnails kept (LRU).
-    title
+    title : str
         Shown above the map.
-    random_state
+    random_state : int or None
         Seed of the sample mode.
-    thumbnail_cache
+    thumbnail_cache : ThumbnailCache or None
         Share a :class:`ThumbnailCache` between explorers of the same images.
-    show_panel
+    show_panel : bool
         False hides the thumbnail panel (used by :class:`LinkedExplorer`).
-    user
+    user : str or None
         Recorded as ``who`` for tags set in this explorer (default: the login name).
     """
 
@@ -258,15 +258,12 @@ class Explorer(ActionsMixin, TaggingMixin, StaticFallbackDisplay):
         out = np.empty((len(indices), *self._dataset.image_shape), dtype=np.uint8)
         if base.any():
             bi = indices[base]
-            if self._dataset.is_lazy:  # h5py wants increasing indices
-                order = np.argsort(bi, kind="stable")
-                block = np.asarray(self._dataset.images[bi[order]])
-                tmp = np.empty_like(block)
-                tmp[order] = block
-                out[base] = tmp
+            if self._dataset.is_lazy:  # h5py wants increasing, unique indices
+                out[base] = take_rows(self._dataset.images, bi)
             else:
                 out[base] = self._dataset.images[bi]
         if (~base).any():
+            assert self._extra_images is not None  # points past the dataset come from add_points
             out[~base] = self._extra_images[indices[~base] - self._n_base]
         return out
 
@@ -431,13 +428,24 @@ class Explorer(ActionsMixin, TaggingMixin, StaticFallbackDisplay):
         return self._dataset.images
 
     def read_images(self, indices: Any) -> np.ndarray:
-        """uint8 ``(len(indices), H, W, 3)`` images of points ``indices`` (added points too)."""
+        """uint8 ``(len(indices), H, W, 3)`` images of points ``indices`` (added points too).
+
+        Parameters
+        ----------
+        indices : array-like of int
+            Positions in the map.
+        """
         return self._read_images(_validate_indices(indices, self.n_points))
 
     def select(self, indices: Any) -> Explorer:
         """Set the selection from Python (integer positions or a boolean mask); the view follows.
 
         ``None`` or an empty list clears the selection.
+
+        Parameters
+        ----------
+        indices : array-like of int or bool, or None
+            Integer positions, an ``(N,)`` boolean mask, or ``None`` to clear.
         """
         idx = _validate_indices(indices, self.n_points)
         self._scatter.selection(idx.astype(np.uint32))
@@ -448,6 +456,11 @@ class Explorer(ActionsMixin, TaggingMixin, StaticFallbackDisplay):
 
         The mark goes when the selection no longer contains the point, on a second click
         of the thumbnail, or with :meth:`unfocus`.
+
+        Parameters
+        ----------
+        index : int
+            Position in the map.
         """
         from jscatter.annotations import Rect
 
@@ -482,6 +495,11 @@ class Explorer(ActionsMixin, TaggingMixin, StaticFallbackDisplay):
         none), ``label_name``, ``new`` (added by :meth:`add_points`), ``tags``
         (``;``-separated), the dataset's metadata columns (its ``index`` column
         renamed ``source_index``) and columns added with :meth:`add_column`.
+
+        Parameters
+        ----------
+        indices : array-like of int or None
+            Positions in the map; default the current selection.
         """
         idx = self._selected if indices is None else _validate_indices(indices, self.n_points)
         meta = self._metadata.reindex(idx).reset_index(drop=True)
@@ -548,22 +566,6 @@ class Explorer(ActionsMixin, TaggingMixin, StaticFallbackDisplay):
             self._widget = w.VBox([*parts, self._toolbar, row], layout=w.Layout(width="100%"))
             self._widget.add_class("tsimcne-explorer")
         return self._widget
-
-    def static_png(self, size: int = 480) -> bytes:
-        """PNG of the map as shown: colouring, legend, selection and a strip of its thumbnails."""
-        from tsimcne_nb.widgets.static_page import explorer_png
-
-        return explorer_png(self, size)
-
-    def save_html(self, path: str | pathlib.Path, overwrite: bool = False) -> pathlib.Path:
-        """Write a self-contained HTML page of the current view (no scripts, no network).
-
-        It shows the map in the live palette with the selection, the legend, the tags
-        and the selected thumbnails.  Refuses to replace a file unless ``overwrite``.
-        """
-        from tsimcne_nb.widgets.static_page import save_html
-
-        return save_html(self, path, overwrite=overwrite)
 
     def __repr__(self) -> str:
         return (

@@ -105,25 +105,25 @@ class AugmentationGallery(StaticFallbackDisplay):
 
     Parameters
     ----------
-    dataset
+    dataset : ImageDataset or numpy.ndarray
         :class:`~tsimcne_nb.data.core.ImageDataset` or uint8 ``(N, H, W, 3)`` array.
-    presets
+    presets : sequence of object or mapping of str to object
         Augmentation presets: names in :data:`tsimcne_nb.nn.augmentations.PRESETS`,
         :class:`~tsimcne_nb.nn.augmentations.Augmentation` objects (shown as ``custom``,
         ``custom 2``...), or a mapping ``{display name: name or Augmentation}``.
-    n_views
+    n_views : int
         Augmented views per image and preset.
-    indices
+    indices : sequence of int or numpy.ndarray or None
         Images to show; default ``n_images`` random ones.
-    n_images
+    n_images : int
         How many random images when ``indices`` is None.
-    size
+    size : int or None
         Output size of the augmentation; default the image size.
-    thumbnail_size
+    thumbnail_size : int
         Display size of each view in pixels.
-    random_state
+    random_state : int or None
         Seed for choosing images and for the views (a redraw advances it).
-    augmentation_factory
+    augmentation_factory : callable or None
         ``f(preset, size, fill=..., **overrides) -> module``; default
         :func:`tsimcne_nb.nn.augmentations.make_augmentation` (the training code's).
         The module is called as ``aug(uint8_nhwc_tensor, generator=g)`` and returns
@@ -176,6 +176,8 @@ class AugmentationGallery(StaticFallbackDisplay):
         self._images = np.stack([np.asarray(self._dataset.images[int(i)]) for i in self._indices])
         self._size = int(size or self._dataset.image_shape[0])
         self._fill = self._dataset.border_color()
+        # the user's factory may take any fill it likes (the default one takes a sequence)
+        self._factory: Callable[..., Any]
         if augmentation_factory is None:
             from tsimcne_nb.nn.augmentations import make_augmentation
 
@@ -254,7 +256,7 @@ class AugmentationGallery(StaticFallbackDisplay):
 
     def _aug_overrides(self, name: str) -> dict[str, Any]:
         mine = self.overrides[name]
-        out = {k: v for k, v in mine.items() if k != "crop_scale_min"}
+        out: dict[str, Any] = {k: v for k, v in mine.items() if k != "crop_scale_min"}
         if "crop_scale_min" in mine:
             out["crop_scale"] = (float(mine["crop_scale_min"]), 1.0)
         return out
@@ -264,7 +266,7 @@ class AugmentationGallery(StaticFallbackDisplay):
 
         Parameters
         ----------
-        preset
+        preset : str or None
             Preset name; default :attr:`preset` (the one the sliders show).
 
         Returns
@@ -346,7 +348,7 @@ class AugmentationGallery(StaticFallbackDisplay):
 
         Parameters
         ----------
-        indices
+        indices : sequence of int or numpy.ndarray
             Non-empty integer positions.
 
         Returns
@@ -373,9 +375,9 @@ class AugmentationGallery(StaticFallbackDisplay):
 
         Parameters
         ----------
-        preset
+        preset : str or None
             Preset name; default :attr:`preset` (the one the sliders show and edit).
-        **strengths
+        **strengths : float or None
             New values, e.g. ``rotation_degrees=30``.
 
         Returns
@@ -408,6 +410,11 @@ class AugmentationGallery(StaticFallbackDisplay):
     def reset(self, preset: str | None = None) -> AugmentationGallery:
         """Back to the presets' own strengths: all presets, or only ``preset``.
 
+        Parameters
+        ----------
+        preset : str or None
+            One preset to reset; ``None`` resets all of them.
+
         Returns
         -------
         AugmentationGallery
@@ -422,6 +429,11 @@ class AugmentationGallery(StaticFallbackDisplay):
 
     def show_preset(self, preset: str) -> AugmentationGallery:
         """Let the sliders show and edit ``preset`` (the picker above them does this).
+
+        Parameters
+        ----------
+        preset : str
+            A preset name of the gallery.
 
         Returns
         -------

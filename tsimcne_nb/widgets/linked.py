@@ -22,14 +22,14 @@ class LinkedExplorer(StaticFallbackDisplay):
 
     Parameters
     ----------
-    embeddings
+    embeddings : sequence of array-like
         A list of ``(N, 2)`` embeddings of the same ``N`` images (e.g. t-SimCNE and
         t-SNE of pixels).
-    dataset
+    dataset : ImageDataset or numpy.ndarray
         The images, as for :class:`Explorer`.
-    titles
+    titles : sequence of str or None
         One title per map.
-    **kwargs
+    **kwargs : object
         Passed to each :class:`Explorer` (``color_by``, ``height``, ...).
     """
 
@@ -87,7 +87,13 @@ class LinkedExplorer(StaticFallbackDisplay):
         return self.explorers[0].selected
 
     def select(self, indices: Any) -> LinkedExplorer:
-        """Select ``indices`` on every map."""
+        """Select ``indices`` on every map.
+
+        Parameters
+        ----------
+        indices : array-like of int or bool, or None
+            As for :meth:`Explorer.select`.
+        """
         self.explorers[0].select(indices)
         return self
 
@@ -100,11 +106,27 @@ class LinkedExplorer(StaticFallbackDisplay):
         return frame
 
     def tag(self, indices: Any, name: Any = None, **kwargs: Any) -> np.ndarray:
-        """Tag points on every map (as :meth:`Explorer.tag`; one tag set for all maps)."""
+        """Tag points on every map (as :meth:`Explorer.tag`; one tag set for all maps).
+
+        Parameters
+        ----------
+        indices : array-like of int or bool
+            Points to tag, as for :meth:`Explorer.tag`.
+        name : str
+            The tag.
+        """
         return self.explorers[0].tag(indices, name, **kwargs)
 
     def tag_selection(self, name: str, why: str = "") -> np.ndarray:
-        """Tag the current selection (as :meth:`Explorer.tag_selection`)."""
+        """Tag the current selection (as :meth:`Explorer.tag_selection`).
+
+        Parameters
+        ----------
+        name : str
+            The tag.
+        why : str
+            Free-text reason stored with the tag.
+        """
         return self.explorers[0].tag_selection(name, why=why)
 
     def show_tags(self) -> LinkedExplorer:
@@ -114,7 +136,17 @@ class LinkedExplorer(StaticFallbackDisplay):
         return self
 
     def export(self, path: str | pathlib.Path, what: str = "tags", overwrite: bool = False):
-        """Write the tags or the selection (as :meth:`Explorer.export`)."""
+        """Write the tags or the selection (as :meth:`Explorer.export`).
+
+        Parameters
+        ----------
+        path : str or pathlib.Path
+            A ``.csv`` or ``.parquet`` file.
+        what : {'tags', 'selection'}
+            What to write.
+        overwrite : bool
+            Replace an existing file.
+        """
         return self.explorers[0].export(path, what=what, overwrite=overwrite)
 
     @property

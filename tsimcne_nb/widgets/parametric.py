@@ -35,7 +35,7 @@ NEIGHBOUR_SIZE = 48
 
 
 def _prepare(features: np.ndarray, metric: str) -> np.ndarray:
-    x = np.asarray(features, dtype=np.float32)
+    x: np.ndarray = np.asarray(features, dtype=np.float32)
     if metric == "cosine":
         norm = np.linalg.norm(x, axis=1, keepdims=True)
         x = x / np.where(norm > 0, norm, 1.0)
@@ -52,13 +52,13 @@ def feature_neighbours(
 
     Parameters
     ----------
-    features
+    features : numpy.ndarray
         ``(N, F)`` features (e.g. ``TSimCNE.features(images)``).
-    query
+    query : sequence of int or numpy.ndarray
         Positions of the points whose neighbours are wanted.
-    k
+    k : int
         Neighbours per point.
-    metric
+    metric : str
         ``"cosine"`` or ``"euclidean"``.
 
     Returns
@@ -89,6 +89,7 @@ def _knn(x: np.ndarray, query: Any, k: int, metric: str) -> np.ndarray:
         if metric == "cosine":
             d = 1.0 - dots
         else:
+            assert sq is not None  # computed above for the euclidean metric
             d = sq[start : start + block][None, :] - 2 * dots  # + |q|^2: same for every candidate
         idx = np.arange(start, start + len(xb))
         d[q[:, None] == idx[None, :]] = np.inf  # not itself
@@ -105,7 +106,7 @@ def _esc(x: Any) -> str:
     return html.escape(str(x), quote=True)
 
 
-def _decode_upload(content: bytes, shape: tuple[int, int, int], name: str) -> np.ndarray:
+def _decode_upload(content: bytes, shape: tuple[int, ...], name: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
@@ -115,8 +116,8 @@ def _decode_upload(content: bytes, shape: tuple[int, int, int], name: str) -> np
         raise DataError(f"{name!r} is not an image PIL can read (PNG, JPEG, TIFF...).") from exc
     h, w = shape[:2]
     # the map's images all have one size: add_points needs it (bilinear, like transform's resize)
-    img = img.convert("RGB").resize((w, h), Image.Resampling.BILINEAR)
-    return np.asarray(img, dtype=np.uint8)
+    rgb = img.convert("RGB").resize((w, h), Image.Resampling.BILINEAR)
+    return np.asarray(rgb, dtype=np.uint8)
 
 
 class ParametricPanel(ExplorerPanel):
@@ -124,24 +125,24 @@ class ParametricPanel(ExplorerPanel):
 
     Parameters
     ----------
-    explorer
+    explorer : Explorer
         A :class:`~tsimcne_nb.widgets.Explorer`.
-    model
+    model : TSimCNE or None
         The fitted ``TSimCNE`` that made the map (default ``explorer.model``): its
         ``augmentation_`` for the gallery, ``features`` for the neighbours (unless
         ``features`` is given) and ``transform`` for new images.
-    features
+    features : numpy.ndarray or None
         Precomputed ``(N, F)`` backbone features of the dataset's images; default
         ``model.features(dataset)``, computed once at the first click.
-    k
+    k : int
         Neighbours in each space.
-    metric
+    metric : str
         Feature-space metric, ``"cosine"`` or ``"euclidean"``.
-    n_views
+    n_views : int
         Augmented views in the gallery.
-    baseline
+    baseline : int
         Points sampled once to show the map-wide distribution of overlaps (0: none).
-    random_state
+    random_state : int or None
         Seed of the baseline sample and the gallery.
 
     Notes
@@ -166,7 +167,8 @@ class ParametricPanel(ExplorerPanel):
         from tsimcne_nb.data.core import as_dataset
 
         self.explorer = explorer
-        self.model = model if model is not None else getattr(explorer, "model", None)
+        # duck-typed: any fitted estimator with features/transform/augmentation_
+        self.model: Any = model if model is not None else getattr(explorer, "model", None)
         self.features = features
         self.k = k
         self.metric = metric
@@ -253,7 +255,7 @@ class ParametricPanel(ExplorerPanel):
 
         Parameters
         ----------
-        index
+        index : int
             Position in the map.
 
         Returns
@@ -315,7 +317,7 @@ class ParametricPanel(ExplorerPanel):
 
         Parameters
         ----------
-        index
+        index : int
             Position in the map.
 
         Returns
@@ -369,9 +371,9 @@ class ParametricPanel(ExplorerPanel):
 
         Parameters
         ----------
-        images
+        images : numpy.ndarray or ImageDataset
             uint8 ``(M, H, W, 3)`` in the map's image size.
-        names
+        names : sequence of str or None
             Shown in the status line (e.g. the uploaded file names).
 
         Returns

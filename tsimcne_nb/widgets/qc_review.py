@@ -27,19 +27,19 @@ class QCReview(StaticFallbackDisplay):
 
     Parameters
     ----------
-    report
+    report : QCReport
         The report; it must carry the 2-D map (``qc_report(dataset, embedding, ...)``).
-    explorer
+    explorer : Explorer or None
         An existing :class:`Explorer` of the same map to drive; None makes one coloured by
         label, with the report's suggested tags already pushed into it.
-    top
+    top : int
         Groups offered in the picker (best first).
-    color_by
+    color_by : str or array-like
         For a new explorer: ``"tags"`` (default: the map coloured by suggested tag), an
         image property of the report (``"near_black"``, ``"sharpness"``, ... : a colour
         layer) or anything :class:`Explorer` takes (``"label"``, a metadata column, an
         array).
-    **explorer_options
+    **explorer_options : object
         Passed to the new :class:`Explorer` (``height``, ``title``, ...).
 
     Examples
@@ -137,12 +137,26 @@ class QCReview(StaticFallbackDisplay):
 
     def save_review(self, path: str | os.PathLike, overwrite: bool = False) -> Any:
         """Save the tags (who/when/why, hand-set or suggested) and selection to parquet
-        (:meth:`Explorer.save_review`); reload with :meth:`load_review`."""
+        (:meth:`Explorer.save_review`); reload with :meth:`load_review`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The parquet file to write.
+        overwrite : bool
+            Replace an existing file.
+        """
         return self.explorer.save_review(path, overwrite=overwrite)
 
     def load_review(self, path: str | os.PathLike) -> Any:
         """Load a review file: its duplicate/artefact/keep tags go into the report (hand-set
-        ones as decisions that suggestions never overwrite) and into the explorer."""
+        ones as decisions that suggestions never overwrite) and into the explorer.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            A review file written by :meth:`save_review` or :meth:`Explorer.save_review`.
+        """
         frame = self.explorer.load_review(path, select=False)
         rows = frame[(frame["kind"] == "tag") & frame["name"].isin(TAGS)]
         for (name, origin, why), part in rows.groupby(["name", "origin", "why"], sort=False):
@@ -168,7 +182,13 @@ class QCReview(StaticFallbackDisplay):
         return hit.iloc[0]
 
     def show_group(self, rank: int) -> QCReview:
-        """Select the members of group ``rank`` on the map; the panel shows their thumbnails."""
+        """Select the members of group ``rank`` on the map; the panel shows their thumbnails.
+
+        Parameters
+        ----------
+        rank : int
+            The group's rank in the picker (0 is the best).
+        """
         g = self._group(rank)
         self._rank = int(g["rank"])
         self.explorer.select(np.asarray(g["members"], np.int64))
@@ -189,6 +209,13 @@ class QCReview(StaticFallbackDisplay):
         ``'review'``; never overwritten by later suggestions) and the explorer's tags are
         both updated; a member leaves the other two tags in the explorer.  Returns the
         members.
+
+        Parameters
+        ----------
+        tag : {'duplicate', 'artefact', 'keep'}
+            The tag.
+        rank : int or None
+            The group's rank; default the group on show.
         """
         if tag not in TAGS:
             raise ConfigError(f"unknown tag {tag!r}; use one of {', '.join(TAGS)}.")
@@ -263,7 +290,13 @@ class QCReview(StaticFallbackDisplay):
             self.show_group(int(change["new"]))
 
     def static_png(self, size: int = 480) -> bytes:
-        """The explorer's static map (the fallback where widgets do not render)."""
+        """The explorer's static map (the fallback where widgets do not render).
+
+        Parameters
+        ----------
+        size : int
+            Width and height of the map in pixels.
+        """
         return self.explorer.static_png(size)
 
     def __repr__(self) -> str:

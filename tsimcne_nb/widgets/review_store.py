@@ -52,6 +52,15 @@ def write_review(frame: pd.DataFrame, path: str | os.PathLike, overwrite: bool =
     """Write a review table (columns :data:`COLUMNS`) to parquet, atomically.
 
     Refuses to replace an existing file unless ``overwrite=True``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The review table.
+    path : str or os.PathLike
+        The parquet file to write.
+    overwrite : bool
+        Replace an existing file.
     """
     path = pathlib.Path(path)
     if path.suffix.lower() not in (".parquet", ".pq"):

@@ -277,5 +277,17 @@ def search_mask(
     tags: Mapping[str, np.ndarray],
     n: int,
 ) -> np.ndarray:
-    """Parse and evaluate in one call (see :func:`parse_query` and :func:`evaluate_query`)."""
+    """Parse and evaluate in one call (see :func:`parse_query` and :func:`evaluate_query`).
+
+    Parameters
+    ----------
+    text : str
+        The query (see :func:`parse_query`).
+    columns : mapping of str to pandas.Series
+        Columns the query may name, each with ``n`` rows.
+    tags : mapping of str to numpy.ndarray
+        Boolean ``(n,)`` mask per tag name.
+    n : int
+        Number of points.
+    """
     return evaluate_query(parse_query(text), columns, tags, n)

@@ -249,17 +249,17 @@ def explain_selection(
 
     Parameters
     ----------
-    embedding
+    embedding : array-like of shape (N, 2)
         ``(N, 2)`` map coordinates.
-    selected
+    selected : array-like of int or bool
         Integer positions or an ``(N,)`` boolean mask.
-    labels
+    labels : array-like of int or None
         ``(N,)`` integer labels, -1 for none; default all unlabelled.
-    label_names
+    label_names : sequence of str or None
         Name per label value; default ``"0"``, ``"1"``...
-    columns
+    columns : pandas.DataFrame or None
         ``N``-row DataFrame of numeric columns to compare (image properties, scores).
-    k
+    k : int
         Map neighbours per point for the purity.
 
     Returns

@@ -35,7 +35,15 @@ def _strip_indices(explorer: Any) -> np.ndarray:
 
 
 def explorer_png(explorer: Any, size: int = 480) -> bytes:
-    """PNG of the map as shown (see the module docstring)."""
+    """PNG of the map as shown (see the module docstring).
+
+    Parameters
+    ----------
+    explorer : Explorer
+        The explorer to draw.
+    size : int
+        Width and height of the map in pixels.
+    """
     layer = explorer.color_layer()
     strip_idx = _strip_indices(explorer)
     strip = list(explorer.read_images(strip_idx)) if len(strip_idx) else []
@@ -52,7 +60,15 @@ def explorer_png(explorer: Any, size: int = 480) -> bytes:
 
 
 def explorer_html(explorer: Any, size: int = 640) -> str:
-    """A self-contained HTML page (no scripts, no network) of the explorer's current view."""
+    """A self-contained HTML page (no scripts, no network) of the explorer's current view.
+
+    Parameters
+    ----------
+    explorer : Explorer
+        The explorer to draw.
+    size : int
+        Width and height of the map in pixels.
+    """
     png = base64.b64encode(explorer_png(explorer, size)).decode("ascii")
     esc = html.escape
     layer = explorer.color_layer()
@@ -94,7 +110,17 @@ table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding
 
 
 def save_html(explorer: Any, path: str | pathlib.Path, overwrite: bool = False) -> pathlib.Path:
-    """Write :func:`explorer_html` to ``path`` atomically (refuses to overwrite unless asked)."""
+    """Write :func:`explorer_html` to ``path`` atomically (refuses to overwrite unless asked).
+
+    Parameters
+    ----------
+    explorer : Explorer
+        The explorer to draw.
+    path : str or pathlib.Path
+        The HTML file to write.
+    overwrite : bool
+        Replace an existing file.
+    """
     path = pathlib.Path(path)
     if path.suffix.lower() not in (".html", ".htm"):
         from tsimcne_nb.errors import ConfigError

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from tsimcne_nb._indices import take_rows
 from tsimcne_nb.errors import ConfigError
 
 
@@ -23,9 +24,9 @@ def encode_png(image: np.ndarray, size: int | None = None) -> bytes:
 
     Parameters
     ----------
-    image
+    image : numpy.ndarray
         uint8 RGB image.
-    size
+    size : int or None
         When the image is larger than ``size`` pixels on its long side it is
         shrunk (antialiased) to fit; smaller images are sent at native resolution
         and scaled up by the browser (``image-rendering: pixelated``), which keeps
@@ -45,7 +46,15 @@ def encode_png(image: np.ndarray, size: int | None = None) -> bytes:
 
 
 def png_data_uri(image: np.ndarray, size: int | None = None) -> str:
-    """``data:image/png;base64,...`` URI of one uint8 RGB image (see :func:`encode_png`)."""
+    """``data:image/png;base64,...`` URI of one uint8 RGB image (see :func:`encode_png`).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        uint8 ``(H, W, 3)`` image.
+    size : int or None
+        As for :func:`encode_png`: shrink to fit ``size`` pixels; ``None`` keeps the image.
+    """
     return "data:image/png;base64," + base64.b64encode(encode_png(image, size)).decode("ascii")
 
 
@@ -54,12 +63,12 @@ class ThumbnailCache:
 
     Parameters
     ----------
-    images
+    images : array-like or callable
         Array-like of uint8 ``(N, H, W, 3)`` images (numpy, memmap, h5py-backed),
         or a callable ``f(indices) -> (len(indices), H, W, 3)`` array.
-    size
+    size : int or None
         Long side in pixels above which images are shrunk (see :func:`encode_png`).
-    maxsize
+    maxsize : int
         Number of encoded thumbnails kept; the least recently used are dropped.
     """
 
@@ -92,19 +101,27 @@ class ThumbnailCache:
             return np.asarray(self.images(indices))
         if isinstance(self.images, np.ndarray):
             return self.images[indices]
-        # lazy (h5py) sources need increasing, unique indices: read sorted, then reorder
-        order = np.argsort(indices, kind="stable")
-        block = np.asarray(self.images[indices[order]])
-        out = np.empty_like(block)
-        out[order] = block
-        return out
+        # lazy (h5py) sources need increasing, unique indices; index, never call, the source
+        return take_rows(self.images.__getitem__, indices)
 
     def get(self, index: int) -> str:
-        """Data URI of image ``index`` (encoded now unless cached)."""
+        """Data URI of image ``index`` (encoded now unless cached).
+
+        Parameters
+        ----------
+        index : int
+            Position of the image.
+        """
         return self.get_many([index])[0]
 
     def get_many(self, indices: Iterable[int]) -> list[str]:
-        """Data URIs of ``indices`` in that order; the missing ones are read in one batch."""
+        """Data URIs of ``indices`` in that order; the missing ones are read in one batch.
+
+        Parameters
+        ----------
+        indices : iterable of int
+            Positions of the images.
+        """
         idx = [int(i) for i in indices]
         missing = sorted({i for i in idx if i not in self._cache})
         self.hits += len(idx) - len([i for i in idx if i in missing])
@@ -120,9 +137,10 @@ class ThumbnailCache:
                 uri = fresh[i]
                 self._cache[i] = uri
             else:
-                uri = self._cache.get(i)
-                if uri is None:  # evicted by this very call (more indices than maxsize)
-                    uri = png_data_uri(self._read(np.asarray([i]))[0], self.size)
+                cached = self._cache.get(i)
+                if cached is None:  # evicted by this very call (more indices than maxsize)
+                    cached = png_data_uri(self._read(np.asarray([i]))[0], self.size)
+                uri = cached
                 self._cache[i] = uri
             self._cache.move_to_end(i)
             while len(self._cache) > self.maxsize:
@@ -137,6 +155,17 @@ def answer_tooltip(widget: Any, cache: ThumbnailCache, event: dict, preview_key:
     jupyter-scatter 1.0.1 reads a tooltip's image from a column of its data frame; the
     explorer names a virtual column ``preview_key`` instead and encodes only the hovered
     point, so no image column is ever built for all points.
+
+    Parameters
+    ----------
+    widget : jscatter.Scatter
+        The scatter widget asking.
+    cache : ThumbnailCache
+        Encodes the hovered image.
+    event : dict
+        The front-end's tooltip request message.
+    preview_key : str
+        Name of the virtual image column.
     """
     from jscatter.widget import get_record
 
