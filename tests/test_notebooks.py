@@ -45,7 +45,9 @@ STANDIN = "THIS RUN USES SYNTHETIC STAND-IN"
 #: text each notebook's outputs must contain (beyond "no error" and "a figure")
 EXPECT: dict[str, tuple[str, ...]] = {
     "00_quickstart": ("knn_accuracy", "t-SNE of pixels", "loaded model gives the same map: True",
-                      "kNN on the map agrees"),
+                      "kNN on the map agrees", "150 selected; kNN purity",
+                      "feature-space neighbours are also map neighbours",
+                      "selection of 150 points restored"),
     "01_leukemia": (STANDIN, "metrics of your map", "paper kNN %", "EBO (erythroblast) cells"),
     "02_bloodmnist": (STANDIN, "metrics of your map", "paper kNN %"),
     "03_dermamnist": (STANDIN, "metrics of your map", "paper kNN %", "melanocytic nevi"),
@@ -336,6 +338,12 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     assert "image/png" in mimes, f"{path.name} shows no figure"
     if path.stem in WIDGETS:
         assert "application/vnd.jupyter.widget-view+json" in mimes, f"{path.name} shows no widget"
+    if path.stem == "00_quickstart":
+        # the training's progress bars show their final state in the saved notebook
+        bars = [nbexec._bar_text(o) for c in nb.cells for o in c.get("outputs", [])
+                if nbexec._is_progress_bar(o)]
+        assert len(bars) == 3, f"expected one bar per training stage; got {bars}"
+        assert all("100%|██████████|" in b for b in bars), bars
     if DOCS_COPIES:  # only a notebook that ran and showed what it should goes into the docs
         nbexec.write_for_docs(nb, path, ROOT / DOCS_COPIES)
 
@@ -377,3 +385,40 @@ def test_docs_copies_are_stamped_and_stale_ones_detected(tmp_path, monkeypatch):
     assert nbexec.is_fresh(out, src)
     monkeypatch.setitem(nbexec.SMOKE, "SUBSET", 301)
     assert not nbexec.is_fresh(out, src)
+
+
+@pytest.mark.notebooks
+def test_progress_bars_show_their_final_state(tmp_path, monkeypatch):
+    """An executed notebook, its nbconvert export and its docs copy show a tqdm bar finished."""
+    import nbformat
+    from nbconvert import MarkdownExporter
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3",
+                                                           "display_name": "Python 3",
+                                                           "language": "python"}})
+    params = nbformat.v4.new_code_cell("SUBSET = None")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(
+        "from tqdm.auto import tqdm\n"
+        "for _ in tqdm(range(7), desc='demo stage 1/1', unit='step'):\n"
+        "    pass")]
+    src = tmp_path / "tiny.ipynb"
+    nbformat.write(nb, src)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    executed = nbexec.execute(nbexec.read(src), tmp_path, timeout=120)
+
+    (bar,) = executed.cells[1].outputs
+    assert "application/vnd.jupyter.widget-view+json" in bar["data"]  # still the live widget
+    text = bar["data"]["text/plain"]
+    assert text.startswith("demo stage 1/1: 100%|██████████| 7/7 ["), text
+    # the stored widget state holds the final value too (for renderers that draw widgets)
+    states = executed.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    assert any(s["model_name"] == "FloatProgressModel" and s["state"]["value"] == 7
+               for s in states.values())
+    # a static export (nbconvert) shows the final state, not 0 %
+    body, _ = MarkdownExporter().from_notebook_node(executed)
+    assert "100%|██████████| 7/7" in body and "0/7" not in body
+    # the docs copy keeps the bar as its final text, without widget state
+    copy = nbexec.for_docs(executed, src)
+    (out,) = next(c for c in copy.cells if c.cell_type == "code" and "tqdm" in c.source).outputs
+    assert out["data"] == {"text/plain": text}

@@ -49,7 +49,7 @@ SMOKE_EXTRA = {
 CELL_TIMEOUT = 600  # s; a smoke cell takes seconds, this only catches hangs
 STAMP = "tsimcne_docs"
 #: version of the docs copies' format (what for_docs does): a new one makes old copies stale
-FORMAT = 2
+FORMAT = 3
 
 
 def notebooks() -> list[Path]:
@@ -114,20 +114,75 @@ def prepare(path: Path):
 
 
 def execute(nb, workdir: Path, timeout: int = CELL_TIMEOUT):
-    """Run a prepared notebook in ``workdir``, in place (the kernel inherits ``os.environ``)."""
+    """Run a prepared notebook in ``workdir``, in place (the kernel inherits ``os.environ``).
+
+    The widgets' final state is stored in the notebook, and each tqdm progress bar's text
+    fallback is set to the bar's final state (:func:`settle_progress_bars`).
+    """
     from nbclient import NotebookClient
 
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", store_widget_state=True,
                    resources={"metadata": {"path": str(workdir)}}).execute()
+    settle_progress_bars(nb)
     return nb
+
+
+_WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _final_bar_text(states: dict, model_id: str) -> str | None:
+    """The text of a tqdm notebook bar in its stored (final) state, as tqdm prints it.
+
+    tqdm's notebook bar is an HBox of an HTML (description and percentage), a
+    FloatProgress and an HTML (counts, times, rate); ``None`` if ``model_id`` is not one.
+    """
+    import html
+
+    box = states.get(model_id, {})
+    children = box.get("state", {}).get("children") or []
+    if box.get("model_name") != "HBoxModel" or len(children) != 3:
+        return None
+    parts = [states.get(str(c).removeprefix("IPY_MODEL_"), {}) for c in children]
+    if [p.get("model_name") for p in parts] != ["HTMLModel", "FloatProgressModel", "HTMLModel"]:
+        return None
+    left, bar, right = (p.get("state", {}) for p in parts)
+    total, value = float(bar.get("max") or 0), float(bar.get("value") or 0)
+    filled = round(10 * value / total) if total > 0 else 0
+    text = (f"{html.unescape(str(left.get('value', '')))}|{'█' * filled}{' ' * (10 - filled)}|"
+            f"{html.unescape(str(right.get('value', '')))}")
+    return text.replace("\u2007", " ")  # tqdm pads its HTML with figure spaces
+
+
+def settle_progress_bars(nb) -> int:
+    """Set each tqdm progress bar's ``text/plain`` to the bar's final state; return how many.
+
+    A notebook bar's text fallback is written when the bar is first displayed (0 %), so
+    static renderers (nbconvert, GitHub, the docs) would show every bar frozen at its start.
+    The final state comes from the widget state nbclient stored
+    (``store_widget_state=True``); bars without stored state are left as they are.
+    """
+    states = nb.metadata.get("widgets", {}).get(_WIDGET_STATE, {}).get("state", {})
+    n = 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get(_WIDGET_VIEW)
+            if not view or not _is_progress_bar(out):
+                continue
+            text = _final_bar_text(states, str(view.get("model_id", "")))
+            if text is not None:
+                out["data"]["text/plain"] = text
+                n += 1
+    return n
 
 
 def for_docs(executed, path: Path):
     """A copy of an executed notebook for the documentation, stamped with its source digest.
 
     Widget state is dropped (the pages show each widget's static PNG fallback, which the
-    widgets put in their outputs), so are the progress-bar widgets of tqdm (a static page
-    would show them frozen at 0 %), and a note at the top says how the page was made.
+    widgets put in their outputs); tqdm's progress-bar widgets become their text, which
+    :func:`execute` set to the bar's final state (a bar whose state was not stored would
+    show 0 %, so it is dropped); a note at the top says how the page was made.
     """
     import nbformat
 
@@ -135,7 +190,8 @@ def for_docs(executed, path: Path):
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
         if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs if not _is_progress_bar(o)]
+            cell.outputs = [_bar_as_text(o) for o in cell.outputs
+                            if not _is_progress_bar(o) or not _at_start(o)]
     nb.metadata[STAMP] = {"source": f"notebooks/{path.name}", "source_sha256": source_digest(path),
                           "smoke": {k: repr(v) for k, v in smoke_values(nb).items()}}
     size = ", ".join(f"{k}={v!r}" for k, v in smoke_values(nb).items() if k in ("SUBSET", "EPOCHS",
@@ -164,6 +220,25 @@ def _is_progress_bar(output) -> bool:
     text = "".join(text) if isinstance(text, list) else text
     return ("application/vnd.jupyter.widget-view+json" in data and "image/png" not in data
             and bool(_PROGRESS.match(text)))
+
+
+def _bar_text(output) -> str:
+    text = output.get("data", {}).get("text/plain", "")
+    return "".join(text) if isinstance(text, list) else text
+
+
+def _at_start(output) -> bool:
+    """Whether a progress bar's text still shows its first display (0 %, nothing done)."""
+    return bool(re.search(r"(?:^|\s)0%\|", _bar_text(output)))
+
+
+def _bar_as_text(output):
+    """A settled progress bar as a plain-text output; any other output unchanged."""
+    import nbformat
+
+    if not _is_progress_bar(output):
+        return output
+    return nbformat.v4.new_output("display_data", data={"text/plain": _bar_text(output)})
 
 
 def is_fresh(copy_path: Path, source: Path) -> bool:

@@ -164,12 +164,24 @@ per_class_report(embedding, dataset.labels, dataset.class_names, random_state=SE
 # (ambiguous or mislabelled?), and whether small islands are a biological subtype or an
 # artefact (staining, focus, debris). In a static copy of this notebook (GitHub, nbviewer) you
 # see a PNG of the map, in the same colours, instead.
+#
+# Two panels under the map follow the lasso and thumbnail clicks. **Explain the selection**
+# (`SelectionExplainer`): its class make-up against the whole data, histograms of image
+# properties against the rest, its kNN purity on the map, and the clicked image large.
+# **What only a parametric map shows** (`ParametricPanel`): for the clicked image, the
+# augmentations it was trained with, and its nearest neighbours in the network's feature space
+# beside its neighbours on the map (where they differ, the 2-D map distorts); images you upload
+# there are placed on the map with `transform`.
 
 # %%
-from tsimcne_nb.widgets import Explorer
+from tsimcne_nb.widgets import Explorer, ParametricPanel, SelectionExplainer
 
 # (the explorer adds "(synthetic data)" to the title of synthetic data itself)
 explorer = Explorer(embedding, dataset, model=model, title="synthetic-blood")
+explainer = SelectionExplainer(explorer)
+parametric = ParametricPanel(explorer)  # uses the explorer's model
+explainer.attach()
+parametric.attach()
 explorer
 
 # %% [markdown]
@@ -186,12 +198,29 @@ explorer.select(nearest)
 print(f"{len(explorer.selected)} points selected")
 
 # %% [markdown]
-# **Explain**: which classes make up the selection? A clean island is almost one class; a mix
-# points at classes the map (or the labels) cannot tell apart.
+# **Explain**: the explain panel under the map has followed the selection. Which classes make it
+# up (a clean island is almost one class; a mix points at classes the map, or the labels, cannot
+# tell apart), and how well does the map keep it together (kNN purity: the share of each
+# selected point's 15 map neighbours that are selected too, against what a random set of this
+# size would get)?
 
 # %%
-frame = explorer.selection_frame()
-frame["label_name"].value_counts().rename("points in the selection").to_frame()
+summary = explainer.summary
+print(f"{summary.n_selected} selected; kNN purity {summary.purity_inside:.0%} "
+      f"(random set: {summary.expected_inside:.0%}); same label {summary.purity_label:.0%}")
+summary.classes[["name", "count", "share", "share_all", "enrichment"]].round(2)
+
+# %% [markdown]
+# Click a thumbnail (here: `explorer.focus`) and the parametric panel shows that image's
+# augmentations and its neighbours in feature space and on the map. Few shared neighbours,
+# compared with the map's typical overlap, mark a place where the 2-D map distorts.
+
+# %%
+explorer.focus(int(nearest[0]))
+shown = parametric.result
+typical = np.median(parametric.baseline_overlaps())
+print(f"point {shown['index']}: {len(shown['shared'])} of its {shown['k']} feature-space "
+      f"neighbours are also map neighbours (typical on this map: {typical * shown['k']:.0f})")
 
 # %% [markdown]
 # **Tag** the selection (a tag button or number key does the same), and say why: the reason,
@@ -259,12 +288,12 @@ knn = KNeighborsClassifier(n_neighbors=15).fit(embedding, dataset.labels)
 suggested = np.asarray(dataset.class_names)[knn.predict(new_xy)]
 print(f"kNN on the map agrees with the true class of {np.mean(suggested == new.label_names):.0%} "
       "of the new images")
-new_idx = explorer.add_points(new.images, model=loaded)
+new_idx = parametric.place(new.images)  # what the panel's upload button does
 explorer
 
 # %% [markdown]
-# The new points are shown in their own colour and selected, so their thumbnails appear in
-# the panel.
+# The new points are placed with the model's `transform`, shown in their own colour
+# (category "new") and selected, so their thumbnails appear in the panel.
 #
 # ## Next
 #
