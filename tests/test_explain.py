@@ -178,3 +178,22 @@ def test_attach_uses_the_explorers_add_panel(explorer):
     assert exp.attach() is explorer
     exp.attach()  # once only
     assert calls == [(exp.widget, "explain the selection")]
+
+
+def test_explainer_follows_a_selection_set_again_inside_the_same_notification():
+    # after add_points the explorer re-selects the new points when jupyter-scatter's front-end
+    # clears the selection; the explainer must describe the re-selected points, not the clear
+    import time
+
+    from tsimcne_nb import make_synthetic_blood
+    from tsimcne_nb.widgets import Explorer, SelectionExplainer
+
+    ds = make_synthetic_blood(n=60, random_state=0)
+    ex = Explorer(np.random.default_rng(0).normal(size=(60, 2)), ds)
+    expl = SelectionExplainer(ex, properties=None)
+    idx = np.arange(10)
+    ex.select(idx)
+    ex._reselect = (idx, time.monotonic() + 5)  # what add_points leaves pending
+    ex.scatter.widget.selection = np.array([], dtype=int)  # the front-end's clear after new data
+    assert len(ex.selected) == 10
+    assert expl.summary.n_selected == 10

@@ -94,10 +94,9 @@ def test_quickstart_widgets_render(chromium_browser, lab, artifacts):
         page.wait_for_function(
             "() => document.querySelectorAll('.tsimcne-panel img').length >= 20"
         )
-        # the explain panels are drawn under the thumbnails (their selection count is not
-        # checked: after add_points the panel explains the front-end's transient empty
-        # selection, a known bug of SelectionExplainer._on_selection reading change["new"])
-        page.wait_for_selector(".tsimcne-explain-summary[data-n-selected]", state="attached")
+        # the explain panel describes the 30 placed images, not the front-end's transient
+        # empty selection after new data (SelectionExplainer reads the current selection)
+        page.wait_for_selector(".tsimcne-explain-summary[data-n-selected='30']", state="attached")
         # the parametric panel: the focused image's augmentations, its feature-space and map
         # neighbours, and the status line of the placed images
         param = page.locator(".tsimcne-parametric").first

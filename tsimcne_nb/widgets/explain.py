@@ -176,8 +176,11 @@ class SelectionExplainer(ExplorerPanel):
         return summary_html(self.summary, self._colors, self._dataset.title)
 
     def _on_selection(self, change: dict) -> None:
-        # from the change itself: not relying on the explorer's observer having run first
-        new = change["new"]
+        # the widget's current value, not change["new"]: an observer that runs before this one
+        # may set the selection again inside the same notification (the explorer re-selects
+        # points it just added when jupyter-scatter's front-end clears them), and the outer
+        # change would then describe a selection that no longer exists
+        new = self.explorer.scatter.widget.selection
         sel = np.empty(0, np.int64) if new is None else np.unique(np.asarray(new, np.int64))
         self._explain(sel)
 
