@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from tsimcne_nb.errors import ConfigError
+from tsimcne_nb.estimators._docstrings import with_shared_parameters
 from tsimcne_nb.estimators.base import _ContrastiveLearner
 from tsimcne_nb.train.budgets import DEFAULT_BUDGET, Budget
 from tsimcne_nb.train.config import Stage, TrainConfig, TrainingStrategy
@@ -22,81 +23,24 @@ __all__ = ['TSimCNE']
 
 
 # --------------------------------------------------------------------------- t-SimCNE
+@with_shared_parameters
 class TSimCNE(_ContrastiveLearner):
     """t-SimCNE: a ResNet trained with a contrastive Cauchy loss to output a 2-D map.
 
     Parameters
     ----------
-    augment : {"randrot", "rot90", "default"} or Augmentation
-        Augmentation preset (paper, Section 4) or a custom
-        :class:`~tsimcne_nb.nn.augmentations.Augmentation`.  ``"randrot"`` fills rotated
-        corners with the dataset's border colour.
-    budget : {"paper", "quick"} or Budget
-        Defaults for the knobs left at None (:mod:`tsimcne_nb.train.budgets`).  ``"paper"`` is
-        the published recipe: epochs (1000, 50, 450), batch 1024, stage-3 lr / 1000,
-        10 warm-up epochs, ResNet18 with a small stem for <= 32 px images and the
-        torchvision ResNet18 for larger ones (as the paper did for 96 px PCam).
-        ``"quick"`` is a CPU-sized schedule: epochs (45, 4, 30), batch 256, a 16-wide
-        ResNet18 (``"resnet18_narrow"``), stage-3 lr * 0.3, 2 warm-up epochs.  It trades
-        map quality for ~300x less compute; see :data:`tsimcne_nb.train.budgets.QUICK` and
-        ``docs/quick-budget.md``.  Default: :data:`tsimcne_nb.train.budgets.DEFAULT_BUDGET`
-        (``"quick"``), the command line's default too.
     total_epochs : tuple of 3 int, optional
         Epochs of stages 1, 2 and 3.  A stage with 0 epochs is skipped (stage 2's new
         output layer is still made), but stages 2 and 3 cannot both be 0.
-    batch_size : int, optional
-        Images per step over all processes (each image gives two views).  Lowered,
-        with a warning, to the number of images if larger.
-    learning_rate : float or "auto"
-        Peak learning rate of stages 1 and 2; ``"auto"`` = ``0.03 * batch_size / 256``.
     stage3_lr_factor : float, optional
         Stage 3 learning rate relative to ``learning_rate``.
-    warmup_epochs : int, optional
-        Linear warm-up of stages 1 and 3 (stage 2 has none).
-    backbone : str or nn.Module, optional
-        ``"resnet18_small"``, ``"resnet18"``, ``"resnet18_narrow"``, ``"resnet18_w<N>"``
-        (see :func:`tsimcne_nb.nn.models.make_backbone`) or a module.
     projection_hidden : int
         Hidden width of the projection head (1024).
     output_dim : int
         Dimension of the map (2).
     pretrain_dim : int
         Output dimension in stage 1 (128).
-    momentum, weight_decay : float
-        SGD settings (0.9, 5e-4; weight decay on all parameters, as the reference).
-    device : str
-        ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``.
-    precision : {"auto", "fp32", "bf16", "fp16"}
-        ``"auto"``: bf16 autocast on CUDA and CPU, fp32 on MPS.  Losses are always fp32.
-    channels_last : bool
-        Use the channels-last memory layout (faster convolutions on CPU and GPU).
-    compile : bool
-        Run the network through ``torch.compile`` (CUDA; compile time is minutes).
-    num_threads : int or "auto"
-        CPU threads for torch (:func:`tsimcne_nb.train.device.configure_threads`).
-    random_state : int, numpy.random.Generator, numpy.random.RandomState or None
-        Seed of every random choice; None draws one (kept in ``random_state_``).  A Generator
-        or RandomState is turned into a seed by one draw
-        (:func:`tsimcne_nb.validation.seed_from_random_state`), so the same generator state
-        gives the same run.
-    progress : bool
-        Show a progress bar per stage (notebook-aware) with loss and images/s.
-    callbacks : list of callables, optional
-        ``f(ctx)`` called every ``callbacks_every`` epochs (see :mod:`tsimcne_nb.train.callbacks`);
-        returning True stops the run cleanly.
-    callbacks_every : int, optional
-        Call the callbacks every this many epochs of a stage (default every epoch; the
-        last epoch of each stage always).
-    checkpoint_dir : path, optional
-        Folder for checkpoints (the last two are kept).
-    checkpoint_every : int, optional
-        Write a checkpoint every this many epochs (counted over all stages).
-    resume : bool
-        Continue from the last checkpoint in ``checkpoint_dir``; the result equals an
-        uninterrupted run.
-    data_on_device : "auto" or bool
-        Keep all images on the training device (``"auto"``: when they take at most a
-        quarter of the free GPU memory; always on the CPU; lazy datasets stream).
+    %(shared_parameters)s
 
     Attributes
     ----------
