@@ -18,7 +18,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from tsimcne_nb.data.synthetic.generator import make_synthetic_blood
 from tsimcne_nb.eval.metrics import evaluate, knn_accuracy
-from tsimcne_nb.modelfile import is_legacy_pickle, load_legacy_pickle, read_file
+from tsimcne_nb.modelfile import read_file  # checkpoints are data-only files
 from tsimcne_nb.nn.augmentations import make_augmentation
 from tsimcne_nb.nn.losses import cauchy_infonce
 from tsimcne_nb.nn.models import ContrastiveNet, ProjectionHead, make_backbone
@@ -42,9 +42,10 @@ p.add_argument("--seed", type=int, default=0)
 a = p.parse_args()
 torch.set_num_threads(1)
 ds = make_synthetic_blood(n=3000, random_state=0)
-# the stage-1 checkpoint of the runs below was written before model files became data-only;
-# it is our own file, so trusting it is fine here (never do this with a file from elsewhere)
-st = load_legacy_pickle(a.ckpt) if is_legacy_pickle(a.ckpt) else read_file(a.ckpt, "checkpoint")
+# data-only checkpoints only: a stage-1 checkpoint written before model files became
+# data-only must first be converted, once, by whoever trusts it:
+#   tsimcne-nb convert OLD.pt NEW.pt --trust
+st = read_file(a.ckpt, "checkpoint")
 bb = make_backbone("resnet18_narrow")
 net = ContrastiveNet(bb, ProjectionHead(bb.out_features, 1024, 128))
 net.load_state_dict(st["model"])
