@@ -19,6 +19,12 @@ Configurations (``--configs``):
   rotations help on microscopy);
 - ``quick-x2``, ``quick-x4``, ... the quick recipe with every epoch count multiplied (the
   quality-versus-minutes curve; ``--curve`` adds ``quick-x0.5,quick-x2,quick-x4,quick-x8``);
+- ``paper``            ``TSimCNE(budget="paper")`` (1,500 epochs: a GPU configuration);
+- modifiers after a colon change one setting of a ``quick``/``paper`` configuration, e.g.
+  ``quick:hue=0.02:grayscale_p=0`` or ``quick:batch=512:x=2``: any augmentation parameter
+  (``crop_scale=0.35`` means ``(0.35, 1.0)``), ``x`` (epoch factor), ``batch``, ``lr``, ``s3``
+  (stage-3 learning-rate factor), ``warmup``, ``backbone``, ``pdim`` (stage-1 output
+  dimension), ``hidden`` (projection width), ``wd``, ``momentum``, ``augment`` (preset);
 - ``tsne-pixels``      openTSNE of the pixels (no training);
 - ``simclr-tsne``      SimCLR (randrot, the quick budget's stage-1 schedule), then openTSNE of
   its backbone features.
@@ -29,6 +35,11 @@ Examples
         --configs quick,quick-default,tsne-pixels,simclr-tsne
     python benchmarks/map_quality.py --seeds 0 --configs quick --curve --jobs 1 --threads 2
     python benchmarks/map_quality.py --table-only          # print what is stored
+    python benchmarks/map_quality.py --device cuda --jobs 6 --seeds 0,1,2 \
+        --configs quick,quick:hue=0.02 --deadline 300   # a GPU screen of recipe variants
+
+Rows remember the device they ran on; the table shows one device at a time (``--device``).
+On a GPU, times are not CPU minutes: the epoch counts carry over, the times do not.
 
 Run it on an otherwise idle machine: times are the point of the table.
 """
@@ -47,23 +58,69 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 DEFAULT_RESULTS = HERE / "results" / "map_quality.jsonl"
 
-def _config_params(name: str) -> dict:
-    """TSimCNE keyword arguments of a configuration (besides seed and threads)."""
-    if name == "quick":
-        return {"budget": "quick", "augment": "randrot"}
-    if name == "quick-default":
-        return {"budget": "quick", "augment": "default"}
-    if name.startswith("quick-x"):
-        from tsimcne_nb.train.budgets import QUICK
+_EST_KEYS = {  # modifier -> TSimCNE parameter (and its type)
+    "batch": ("batch_size", int), "lr": ("learning_rate", float), "s3": ("stage3_lr_factor", float),
+    "warmup": ("warmup_epochs", int), "backbone": ("backbone", str), "pdim": ("pretrain_dim", int),
+    "hidden": ("projection_hidden", int), "wd": ("weight_decay", float),
+    "momentum": ("momentum", float), "augment": ("augment", str),
+}
 
-        factor = float(name[len("quick-x"):])
-        epochs = [max(1, round(e * factor)) for e in QUICK.total_epochs]
-        return {"budget": "quick", "augment": "randrot", "total_epochs": epochs}
-    raise SystemExit(f"unknown configuration {name!r}")
+
+def _parse_value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    return text
+
+
+def _config_params(name: str) -> dict:
+    """TSimCNE keyword arguments of a configuration (besides seed and threads).
+
+    Augmentation modifiers are returned under ``"augment_overrides"`` (the caller builds the
+    :class:`Augmentation`, which needs the image size).
+    """
+    from tsimcne_nb.nn.augmentations.module import _PARAM_NAMES
+    from tsimcne_nb.train.budgets import PAPER, QUICK
+
+    base, *mods = name.split(":")
+    factor = 1.0
+    if base.startswith("quick-x"):
+        factor = float(base[len("quick-x"):])
+        base = "quick"
+    if base not in ("quick", "quick-default", "paper"):
+        raise SystemExit(f"unknown configuration {name!r}")
+    budget = PAPER if base == "paper" else QUICK
+    params: dict = {"budget": budget.name,
+                    "augment": "default" if base == "quick-default" else "randrot"}
+    aug: dict = {}
+    for mod in mods:
+        key, sep, text = mod.partition("=")
+        if not sep:
+            raise SystemExit(f"modifier {mod!r} of {name!r} must read key=value")
+        value = _parse_value(text)
+        if key == "x":
+            factor *= float(value)
+        elif key in _EST_KEYS:
+            target, cast = _EST_KEYS[key]
+            params[target] = cast(value)
+        elif key in _PARAM_NAMES and key not in ("size", "fill"):
+            aug[key] = (float(value), 1.0) if key == "crop_scale" else value
+        else:
+            raise SystemExit(f"unknown modifier {key!r} in {name!r}; use x, "
+                             f"{', '.join(_EST_KEYS)} or an augmentation parameter")
+    if factor != 1.0:
+        params["total_epochs"] = [max(1, round(e * factor)) for e in budget.total_epochs]
+    if aug:
+        params["augment_overrides"] = aug
+    return params
 
 
 # ------------------------------------------------------------------ one run (in a subprocess)
-def run_one(name: str, seed: int, n: int, threads: int) -> dict:
+def run_one(name: str, seed: int, n: int, threads: int, device: str = "cpu") -> dict:
     import numpy as np
     import torch
 
@@ -72,7 +129,7 @@ def run_one(name: str, seed: int, n: int, threads: int) -> dict:
     from tsimcne_nb.eval.metrics import evaluate, knn_accuracy
 
     ds = make_synthetic_blood(n=n, random_state=0)  # the data are fixed; seeds vary training
-    out: dict = {"config": name, "seed": seed, "n": n, "threads": threads}
+    out: dict = {"config": name, "seed": seed, "n": n, "threads": threads, "device": device}
     t0 = time.perf_counter()
     if name == "tsne-pixels":
         from tsimcne_nb.eval.baselines import tsne_pixels
@@ -86,7 +143,7 @@ def run_one(name: str, seed: int, n: int, threads: int) -> dict:
         from tsimcne_nb.estimators import SimCLR
 
         est = SimCLR(augment="randrot", budget="quick", random_state=seed, num_threads=threads,
-                     progress=False)
+                     progress=False, device=device)
         H = est.fit(ds).transform(ds)
         Y = np.asarray(TSNE(n_jobs=threads, random_state=seed).fit(H))
         out["feat_knn"] = round(knn_accuracy(H, ds.labels), 4)
@@ -96,7 +153,15 @@ def run_one(name: str, seed: int, n: int, threads: int) -> dict:
         from tsimcne_nb.estimators import TSimCNE
 
         params = _config_params(name)
-        est = TSimCNE(**params, random_state=seed, num_threads=threads, progress=False)
+        kwargs = dict(params)
+        overrides = kwargs.pop("augment_overrides", None)
+        if overrides:
+            from tsimcne_nb.nn.augmentations import make_augmentation
+
+            kwargs["augment"] = make_augmentation(kwargs["augment"], ds.images.shape[1],
+                                                  fill=ds.border_color(), **overrides)
+        est = TSimCNE(**kwargs, random_state=seed, num_threads=threads, progress=False,
+                      device=device)
         Y = est.fit_transform(ds)
         out["feat_knn"] = round(knn_accuracy(est.features(ds), ds.labels), 4)
         out["images_per_s"] = round(float(est.history_["images_per_s"].median()), 1)
@@ -125,10 +190,12 @@ def _fmt(values: list[float], digits: int = 3) -> str:
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
-def table(rows: list[dict], configs: list[str], seeds: list[int], n: int) -> str:
+def table(rows: list[dict], configs: list[str], seeds: list[int], n: int,
+          device: str = "cpu") -> str:
+    rows = [r for r in rows if r.get("device", "cpu") == device]
     lines = [
         f"map quality on SYNTHETIC data (synthetic-blood, n={n}); mean ± sd over seeds "
-        f"{','.join(map(str, seeds))}",
+        f"{','.join(map(str, seeds))}; trained on {device}",
         "",
         "| configuration | seeds | 2-D kNN | silhouette | feature kNN | wall time (s) | images/s | threads |",
         "|---|---|---|---|---|---|---|---|",
@@ -179,11 +246,17 @@ def main() -> None:
     p.add_argument("--results", type=Path, default=DEFAULT_RESULTS)
     p.add_argument("--rerun", action="store_true", help="ignore stored results")
     p.add_argument("--table-only", action="store_true", help="print the stored results only")
+    p.add_argument("--device", default="cpu",
+                   help="cpu (default), cuda or mps: where the networks train (t-SNE runs on the CPU)")
+    p.add_argument("--deadline", type=float, default=None,
+                   help="start no run later than this many seconds after the start (a run "
+                        "started before it finishes); the skipped ones are listed")
     p.add_argument("--one", nargs=2, metavar=("CONFIG", "SEED"), help=argparse.SUPPRESS)
     args = p.parse_args()
 
     if args.one:  # a single run in this process (what the driver's subprocesses do)
-        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.n, args.threads)))
+        print(json.dumps(run_one(args.one[0], int(args.one[1]), args.n, args.threads,
+                                 args.device)))
         return
 
     configs = [c for c in args.configs.split(",") if c]
@@ -198,19 +271,25 @@ def main() -> None:
             _config_params(c)  # unknown names fail before any training
     stored = [] if args.rerun else _load(args.results)
     if not args.table_only:
-        done = {(r["config"], r["seed"], r["n"]) for r in stored}
-        todo = [(c, s) for s in seeds for c in configs if (c, s, args.n) not in done]
+        done = {(r["config"], r["seed"], r["n"], r.get("device", "cpu")) for r in stored}
+        todo = [(c, s) for s in seeds for c in configs if (c, s, args.n, args.device) not in done]
+        started = time.monotonic()
+        skipped: list[str] = []
         args.results.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "TSIMCNE_NUM_THREADS": str(args.threads),
                "OMP_NUM_THREADS": str(args.threads)}
 
-        def launch(job: tuple[str, int]) -> dict:
+        def launch(job: tuple[str, int]) -> dict | None:
             c, s = job
+            if args.deadline is not None and time.monotonic() - started > args.deadline:
+                skipped.append(f"{c} seed {s}")
+                return None
             cmd = [sys.executable, str(Path(__file__).resolve()), "--one", c, str(s),
-                   "--n", str(args.n), "--threads", str(args.threads)]
+                   "--n", str(args.n), "--threads", str(args.threads), "--device", args.device]
             res = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if res.returncode != 0:
-                raise RuntimeError(f"{c} seed {s} failed:\n{res.stderr[-3000:]}")
+            if res.returncode != 0:  # one failed run must not lose the others' results
+                print(f"FAILED: {c} seed {s}:\n{res.stderr[-3000:]}", flush=True)
+                return None
             row = json.loads(res.stdout.strip().splitlines()[-1])
             with open(args.results, "a") as fh:  # one short line per write: appends do not interleave
                 fh.write(json.dumps(row) + "\n")
@@ -219,8 +298,10 @@ def main() -> None:
             return row
 
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            stored += list(pool.map(launch, todo))
-    print(table(stored, configs, seeds, args.n))
+            stored += [row for row in pool.map(launch, todo) if row is not None]
+        if skipped:
+            print(f"not started (past --deadline): {', '.join(skipped)}")
+    print(table(stored, configs, seeds, args.n, args.device))
 
 
 if __name__ == "__main__":
