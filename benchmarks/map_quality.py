@@ -22,7 +22,8 @@ Configurations (``--configs``):
 - ``paper``            ``TSimCNE(budget="paper")`` (1,500 epochs: a GPU configuration);
 - modifiers after a colon change one setting of a ``quick``/``paper`` configuration, e.g.
   ``quick:hue=0.02:grayscale_p=0`` or ``quick:batch=512:x=2``: any augmentation parameter
-  (``crop_scale=0.35`` means ``(0.35, 1.0)``), ``x`` (epoch factor), ``batch``, ``lr``, ``s3``
+  (``crop_scale=0.35`` means ``(0.35, 1.0)``), ``x`` (epoch factor), ``e1``/``e2``/``e3`` (one
+  stage's epochs: ``quick:e1=20:e2=1:e3=0`` screens stage 1 by its feature kNN), ``batch``, ``lr``, ``s3``
   (stage-3 learning-rate factor), ``warmup``, ``backbone``, ``pdim`` (stage-1 output
   dimension), ``hidden`` (projection width), ``wd``, ``momentum``, ``augment`` (preset);
 - ``tsne-pixels``      openTSNE of the pixels (no training);
@@ -97,6 +98,7 @@ def _config_params(name: str) -> dict:
     params: dict = {"budget": budget.name,
                     "augment": "default" if base == "quick-default" else "randrot"}
     aug: dict = {}
+    stage_epochs: dict[int, int] = {}
     for mod in mods:
         key, sep, text = mod.partition("=")
         if not sep:
@@ -104,16 +106,21 @@ def _config_params(name: str) -> dict:
         value = _parse_value(text)
         if key == "x":
             factor *= float(value)
+        elif key in ("e1", "e2", "e3"):  # one stage's epochs, after x
+            stage_epochs[int(key[1]) - 1] = int(value)
         elif key in _EST_KEYS:
             target, cast = _EST_KEYS[key]
             params[target] = cast(value)
         elif key in _PARAM_NAMES and key not in ("size", "fill"):
             aug[key] = (float(value), 1.0) if key == "crop_scale" else value
         else:
-            raise SystemExit(f"unknown modifier {key!r} in {name!r}; use x, "
+            raise SystemExit(f"unknown modifier {key!r} in {name!r}; use x, e1, e2, e3, "
                              f"{', '.join(_EST_KEYS)} or an augmentation parameter")
-    if factor != 1.0:
-        params["total_epochs"] = [max(1, round(e * factor)) for e in budget.total_epochs]
+    if factor != 1.0 or stage_epochs:
+        epochs = [max(1, round(e * factor)) for e in budget.total_epochs]
+        for i, e in stage_epochs.items():
+            epochs[i] = e
+        params["total_epochs"] = epochs
     if aug:
         params["augment_overrides"] = aug
     return params
