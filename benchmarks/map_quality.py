@@ -22,7 +22,8 @@ Configurations (``--configs``):
 - ``paper``            ``TSimCNE(budget="paper")`` (1,500 epochs: a GPU configuration);
 - modifiers after a colon change one setting of a ``quick``/``paper`` configuration, e.g.
   ``quick:hue=0.02:grayscale_p=0`` or ``quick:batch=512:x=2``: any augmentation parameter
-  (``crop_scale=0.35`` means ``(0.35, 1.0)``), ``x`` (epoch factor), ``e1``/``e2``/``e3`` (one
+  (``crop_scale=0.35`` means ``(0.35, 1.0)``; ``size=20`` trains on 20-px views of the 28-px
+  images, which are still embedded at full size), ``x`` (epoch factor), ``e1``/``e2``/``e3`` (one
   stage's epochs: ``quick:e1=20:e2=1:e3=0`` screens stage 1 by its feature kNN), ``batch``, ``lr``, ``s3``
   (stage-3 learning-rate factor), ``warmup``, ``backbone``, ``pdim`` (stage-1 output
   dimension), ``hidden`` (projection width), ``wd``, ``momentum``, ``augment`` (preset);
@@ -111,7 +112,7 @@ def _config_params(name: str) -> dict:
         elif key in _EST_KEYS:
             target, cast = _EST_KEYS[key]
             params[target] = cast(value)
-        elif key in _PARAM_NAMES and key not in ("size", "fill"):
+        elif key in _PARAM_NAMES and key != "fill":  # size=20: train on 20-px views
             aug[key] = (float(value), 1.0) if key == "crop_scale" else value
         else:
             raise SystemExit(f"unknown modifier {key!r} in {name!r}; use x, e1, e2, e3, "
@@ -161,11 +162,12 @@ def run_one(name: str, seed: int, n: int, threads: int, device: str = "cpu") -> 
 
         params = _config_params(name)
         kwargs = dict(params)
-        overrides = kwargs.pop("augment_overrides", None)
+        overrides = dict(kwargs.pop("augment_overrides", None) or {})
         if overrides:
             from tsimcne_nb.nn.augmentations import make_augmentation
 
-            kwargs["augment"] = make_augmentation(kwargs["augment"], ds.images.shape[1],
+            size = overrides.pop("size", ds.images.shape[1])
+            kwargs["augment"] = make_augmentation(kwargs["augment"], size,
                                                   fill=ds.border_color(), **overrides)
         est = TSimCNE(**kwargs, random_state=seed, num_threads=threads, progress=False,
                       device=device)
