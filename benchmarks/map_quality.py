@@ -26,7 +26,8 @@ Configurations (``--configs``):
   images, which are still embedded at full size), ``x`` (epoch factor), ``e1``/``e2``/``e3`` (one
   stage's epochs: ``quick:e1=20:e2=1:e3=0`` screens stage 1 by its feature kNN), ``batch``, ``lr``, ``s3``
   (stage-3 learning-rate factor), ``warmup``, ``backbone``, ``pdim`` (stage-1 output
-  dimension), ``hidden`` (projection width), ``wd``, ``momentum``, ``augment`` (preset);
+  dimension), ``hidden`` (projection width), ``wd``, ``momentum``, ``opt`` (``sgd``/``adamw``),
+  ``augment`` (preset);
 - ``tsne-pixels``      openTSNE of the pixels (no training);
 - ``simclr-tsne``      SimCLR (randrot, the quick budget's stage-1 schedule), then openTSNE of
   its backbone features.
@@ -64,7 +65,7 @@ _EST_KEYS = {  # modifier -> TSimCNE parameter (and its type)
     "batch": ("batch_size", int), "lr": ("learning_rate", float), "s3": ("stage3_lr_factor", float),
     "warmup": ("warmup_epochs", int), "backbone": ("backbone", str), "pdim": ("pretrain_dim", int),
     "hidden": ("projection_hidden", int), "wd": ("weight_decay", float),
-    "momentum": ("momentum", float), "augment": ("augment", str),
+    "momentum": ("momentum", float), "augment": ("augment", str), "opt": ("optimizer", str),
 }
 
 

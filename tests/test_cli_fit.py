@@ -98,3 +98,16 @@ def test_fit_to_directory_synthetic_and_unlabelled(tmp_path):
     metrics = json.loads((tmp_path / "u" / "metrics.json").read_text())
     assert metrics["knn_accuracy"] is None
     assert (pd.read_parquet(tmp_path / "u" / "embedding.parquet")["label"] == -1).all()
+
+
+def test_cli_fit_schedule_options_reach_the_estimator(npz_path, tmp_path):
+    out = tmp_path / "adam"
+    assert main(_fit_args(npz_path, out, "--optimizer", "adamw", "--lr", "0.001",
+                          "--stage3-lr-factor", "0.5", "--warmup-epochs", "0")) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    resolved = manifest["resolved"]
+    assert resolved["optimizer"] == "adamw" and resolved["learning_rate"] == pytest.approx(1e-3)
+    assert resolved["stage3_lr_factor"] == pytest.approx(0.5) and resolved["warmup_epochs"] == 0
+    with pytest.raises(SystemExit):  # argparse refuses an unknown optimiser before any work
+        main(_fit_args(npz_path, tmp_path / "bad", "--optimizer", "lamb"))
+    assert not (tmp_path / "bad").exists()

@@ -90,6 +90,35 @@ def test_budgets_and_auto_lr():
         resolve_budget("fast")
 
 
+def test_adamw_optimizer_its_auto_rate_and_manifest(data, monkeypatch):
+    images, _ = data
+    assert auto_learning_rate(256, "adamw") == pytest.approx(2e-3)
+    assert auto_learning_rate(1024, "adamw") == pytest.approx(4e-3)  # sqrt scaling
+    assert auto_learning_rate(1024, "sgd") == pytest.approx(0.12)  # linear (the paper's)
+    with pytest.raises(ConfigError, match="unknown optimizer"):
+        auto_learning_rate(256, "lamb")
+    made: list[str] = []
+    for cls in (torch.optim.AdamW, torch.optim.SGD):
+        def record(self, *a, _orig=cls.__init__, _name=cls.__name__, **k):
+            made.append(_name)
+            _orig(self, *a, **k)
+        monkeypatch.setattr(cls, "__init__", record)
+    m = tiny(optimizer="adamw").fit(images)
+    assert made == ["AdamW"] * 3  # one per stage, no SGD
+    assert m.learning_rate_ == pytest.approx(2e-3 * (BATCH / 256) ** 0.5)
+    assert m.manifest_["resolved"]["optimizer"] == "adamw"
+    made.clear()
+    s = tiny(optimizer="sgd").fit(images)
+    assert made == ["SGD"] * 3 and s.manifest_["resolved"]["optimizer"] == "sgd"
+    assert not np.allclose(m.embedding_, s.embedding_)
+    # None follows the budget
+    custom = Budget("adam-budget", (1, 1, 1), BATCH, 0.3, 0, "resnet18_w4", "resnet18_w4",
+                    optimizer="adamw")
+    made.clear()
+    tiny(budget=custom, total_epochs=None).fit(images)
+    assert made == ["AdamW"] * 3
+
+
 def test_history_lr_matches_the_schedule(data):
     images, _ = data
     m = tiny(total_epochs=(3, 1, 2), warmup_epochs=1, stage3_lr_factor=0.25).fit(images)
@@ -307,6 +336,19 @@ def test_resume_refuses_changed_settings(data, tmp_path):
         tiny(checkpoint_dir=tmp_path, resume=True, batch_size=8).fit(images)
 
 
+def test_resume_refuses_another_optimizer_and_reads_old_checkpoints_as_sgd(data, tmp_path):
+    images, _ = data
+    tiny(optimizer="sgd", checkpoint_dir=tmp_path, checkpoint_every=1).fit(images)
+    with pytest.raises(ConfigError, match="optimizer: checkpoint 'sgd', now 'adamw'"):
+        tiny(optimizer="adamw", checkpoint_dir=tmp_path, resume=True).fit(images)
+    # a checkpoint written before the setting existed has no "optimizer": it was SGD
+    theirs = {"seed": 0}
+    m = tiny(optimizer="adamw", checkpoint_dir=tmp_path)
+    with pytest.raises(ConfigError, match="optimizer: checkpoint 'sgd', now 'adamw'"):
+        m._check_compat(theirs, {"seed": 0, "optimizer": "adamw"})
+    m._check_compat(theirs, {"seed": 0, "optimizer": "sgd"})  # no error
+
+
 def test_resume_without_checkpoint_warns_and_trains(data, tmp_path):
     images, _ = data
     with pytest.warns(UserWarning, match="no checkpoint"):
@@ -398,6 +440,7 @@ def test_early_stopping_counts_calls_without_improvement():
         ({"callbacks_every": 0}, "callbacks_every"),
         ({"callbacks": [42]}, "callables"),
         ({"random_state": -1}, "random_state"),
+        ({"optimizer": "lamb"}, "optimizer must be one of"),
     ],
 )
 def test_bad_parameters_raise_config_error(data, kwargs, match):

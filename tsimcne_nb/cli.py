@@ -138,7 +138,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
     p.add_argument("--checkpoint-every", type=int, default=None, help="checkpoint every N epochs")
     p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in --out")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: 0.03 * batch / 256)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="learning rate (default: 0.03 * batch / 256 for SGD, 2e-3 * sqrt(batch / 256) "
+                   "for AdamW)")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default=None,
+                   help="optimiser (default: the budget's)")
     p.add_argument("--stage3-lr-factor", type=float, default=None,
                    help="stage-3 learning rate relative to stage 1 (default: the budget's)")
     p.add_argument("--warmup-epochs", type=int, default=None, help="warm-up epochs (default: the budget's)")
@@ -306,7 +310,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             backbone=args.backbone, batch_size=args.batch_size, precision=args.precision,
             checkpoint_every=args.checkpoint_every, resume=args.resume,
             **{k: v for k, v in (("learning_rate", args.lr), ("stage3_lr_factor", args.stage3_lr_factor),
-                                 ("warmup_epochs", args.warmup_epochs)) if v is not None},
+                                 ("warmup_epochs", args.warmup_epochs), ("optimizer", args.optimizer))
+               if v is not None},
             **common,
         )
     elif args.command == "compare":

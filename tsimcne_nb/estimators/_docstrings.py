@@ -39,7 +39,8 @@ SHARED_PARAMETERS: dict[str, str] = {
     "learning_rate": (
         '    learning_rate : float or "auto"\n'
         "        Peak learning rate (of stages 1 and 2 for t-SimCNE, of the one stage for SimCLR and\n"
-        '        BYOL); ``"auto"`` = ``0.03 * batch_size / 256``.\n'
+        '        BYOL); ``"auto"``: ``0.03 * batch_size / 256`` for SGD, ``2e-3 * sqrt(batch_size / 256)``\n'
+        "        for AdamW.\n"
     ),
     "warmup_epochs": (
         "    warmup_epochs : int, optional\n"
@@ -52,11 +53,17 @@ SHARED_PARAMETERS: dict[str, str] = {
     ),
     "momentum": (
         "    momentum : float\n"
-        "        SGD settings (0.9, 5e-4; weight decay on all parameters, as the reference).\n"
+        "        SGD momentum (0.9, as the reference; unused by AdamW).\n"
     ),
     "weight_decay": (
         "    weight_decay : float\n"
-        "        SGD settings (0.9, 5e-4; weight decay on all parameters, as the reference).\n"
+        "        Weight decay on all parameters (5e-4, as the reference; decoupled under AdamW).\n"
+    ),
+    "optimizer": (
+        '    optimizer : {"sgd", "adamw"}, optional\n'
+        "        SGD with momentum (the paper's) or AdamW (decoupled weight decay; ``momentum`` unused).\n"
+        "        Default: the budget's (``\"paper\"``: SGD, ``\"quick\"``: see\n"
+        "        :data:`tsimcne_nb.train.budgets.QUICK`).\n"
     ),
     "device": (
         "    device : str\n"

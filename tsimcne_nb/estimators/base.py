@@ -21,7 +21,7 @@ from tsimcne_nb.estimators.persist import _ModelFileMixin
 from tsimcne_nb.nn import collectives
 from tsimcne_nb.train import device as tu
 from tsimcne_nb.train import distributed as dist_utils
-from tsimcne_nb.train.budgets import Budget, auto_learning_rate, resolve_budget
+from tsimcne_nb.train.budgets import OPTIMIZERS, Budget, auto_learning_rate, resolve_budget
 from tsimcne_nb.train.checkpoints import _read_checkpoint, list_checkpoints
 from tsimcne_nb.train.config import TrainConfig, TrainingStrategy
 from tsimcne_nb.train.feed import _ImageFeed, _infer
@@ -108,8 +108,14 @@ class _ContrastiveLearner(_ModelFileMixin, TransformerMixin, BaseEstimator):
                 f"batch_size {batch} is not divisible by the {info.world_size} processes; "
                 f"use a multiple of {info.world_size}."
             )
+        optimizer = budget.optimizer if self.optimizer is None else self.optimizer
+        if optimizer not in OPTIMIZERS:
+            raise ConfigError(
+                f"optimizer must be one of {list(OPTIMIZERS)} (or None for the budget's, "
+                f"{budget.optimizer!r}); got {optimizer!r}."
+            )
         if self.learning_rate == "auto":
-            lr = auto_learning_rate(batch)  # the global batch: all ranks together
+            lr = auto_learning_rate(batch, optimizer)  # the global batch: all ranks together
         else:
             lr = check_float("learning_rate", self.learning_rate)
         warmup = budget.warmup_epochs if self.warmup_epochs is None else check_int(
@@ -151,6 +157,7 @@ class _ContrastiveLearner(_ModelFileMixin, TransformerMixin, BaseEstimator):
             checkpoint_dir=self.checkpoint_dir, channels_last=bool(self.channels_last),
             compile=bool(self.compile), progress=bool(self.progress),
             backbone=self._backbone_choice(budget, size), extra=self._resolve_extra(budget),
+            optimizer=optimizer,
         )
 
     def _resolve_extra(self, budget: Budget) -> dict[str, Any]:
@@ -287,6 +294,7 @@ class _ContrastiveLearner(_ModelFileMixin, TransformerMixin, BaseEstimator):
             "epochs": list(cfg.epochs), "batch_size": cfg.batch_size, "lr": cfg.lr,
             "backbone": str(cfg.backbone) if isinstance(cfg.backbone, str) else "module",
             "warmup": cfg.warmup, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay,
+            "optimizer": cfg.optimizer,
             "precision": str(cfg.amp_dtype).replace("torch.", "") if cfg.amp_dtype else "fp32",
             "augment": aug if isinstance(aug, str) else getattr(aug, "to_config", lambda: repr(aug))(),
             **cfg.extra,
@@ -297,6 +305,8 @@ class _ContrastiveLearner(_ModelFileMixin, TransformerMixin, BaseEstimator):
         from tsimcne_nb.modelfile import _decode, _encode
 
         ours = _decode(_encode(ours, {}), {})  # the form a checkpoint stores (tuples kept)
+        # checkpoints from before the optimizer setting existed were all made with SGD
+        theirs = {"optimizer": "sgd", **theirs}
         diffs = [k for k in theirs if theirs[k] != ours.get(k)]
         if diffs:
             what = "; ".join(
@@ -375,7 +385,7 @@ class _ContrastiveLearner(_ModelFileMixin, TransformerMixin, BaseEstimator):
                 "resolved": {
                     "budget": cfg.budget.name, "total_epochs": list(cfg.epochs),
                     "batch_size": cfg.batch_size, "learning_rate": cfg.lr,
-                    "warmup_epochs": cfg.warmup, "backbone": self.backbone_,
+                    "optimizer": cfg.optimizer, "warmup_epochs": cfg.warmup, "backbone": self.backbone_,
                     "precision": str(cfg.amp_dtype).replace("torch.", "") if cfg.amp_dtype else "fp32",
                     "threads": threads, "world_size": cfg.dist.world_size,
                     "data_on_device": feed.on_device, "augmentation": aug.to_config(),

@@ -62,6 +62,7 @@ class BYOL(_ContrastiveLearner):
         target_momentum: float = 0.996,
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
+        optimizer: str | None = None,
         device: str = "auto",
         precision: str = "auto",
         channels_last: bool = True,
@@ -88,6 +89,7 @@ class BYOL(_ContrastiveLearner):
         self.target_momentum = target_momentum
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.optimizer = optimizer
         self.device = device
         self.precision = precision
         self.channels_last = channels_last

@@ -59,6 +59,7 @@ class SimCLR(_ContrastiveLearner):
         temperature: float = 0.5,
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
+        optimizer: str | None = None,
         device: str = "auto",
         precision: str = "auto",
         channels_last: bool = True,
@@ -85,6 +86,7 @@ class SimCLR(_ContrastiveLearner):
         self.temperature = temperature
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.optimizer = optimizer
         self.device = device
         self.precision = precision
         self.channels_last = channels_last

@@ -89,6 +89,7 @@ class TSimCNE(_ContrastiveLearner):
         pretrain_dim: int = 128,
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
+        optimizer: str | None = None,
         device: str = "auto",
         precision: str = "auto",
         channels_last: bool = True,
@@ -116,6 +117,7 @@ class TSimCNE(_ContrastiveLearner):
         self.pretrain_dim = pretrain_dim
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.optimizer = optimizer
         self.device = device
         self.precision = precision
         self.channels_last = channels_last

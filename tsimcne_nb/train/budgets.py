@@ -19,6 +19,13 @@ from tsimcne_nb.errors import ConfigError
 #: learning rate for a batch of 256 images (the paper's linear scaling rule)
 BASE_LR_PER_256 = 0.03
 
+#: AdamW learning rate for a batch of 256 images, scaled with the square root of the batch
+#: (Adam's usual rule; linear scaling is SGD's).  Measured on the quick budget (docs/quick-budget.md).
+ADAMW_LR_PER_256 = 2e-3
+
+#: the optimisers a budget or an estimator can name
+OPTIMIZERS = ("sgd", "adamw")
+
 #: images up to this side length use the small-stem ResNet (3x3 stride-1 conv, no max-pool)
 SMALL_IMAGE_MAX = 32
 
@@ -42,6 +49,9 @@ class Budget:
         Linear warm-up length in stages 1 and 3.
     backbone_small, backbone_large : str
         Backbone for images of side <= 32 px and for larger ones.
+    optimizer : {"sgd", "adamw"}
+        SGD with momentum (the paper's) or AdamW; it also picks the automatic learning rate
+        (:func:`auto_learning_rate`).
     """
 
     name: str
@@ -51,6 +61,7 @@ class Budget:
     warmup_epochs: int
     backbone_small: str
     backbone_large: str
+    optimizer: str = "sgd"
 
     def backbone_for(self, image_size: int) -> str:
         """The default backbone name for square images of side ``image_size``.
@@ -123,14 +134,23 @@ def resolve_budget(budget: str | Budget) -> Budget:
     )
 
 
-def auto_learning_rate(batch_size: int) -> float:
-    """The paper's linear scaling rule: ``0.03 * batch_size / 256``.
+def auto_learning_rate(batch_size: int, optimizer: str = "sgd") -> float:
+    """The automatic peak learning rate of a batch size.
+
+    SGD: the paper's linear scaling rule, ``0.03 * batch_size / 256``.  AdamW:
+    ``2e-3 * sqrt(batch_size / 256)``.
 
     Parameters
     ----------
     batch_size : int
         The global batch size.
+    optimizer : {"sgd", "adamw"}
+        The optimiser the rate is for.
     """
+    if optimizer == "adamw":
+        return ADAMW_LR_PER_256 * math.sqrt(batch_size / 256)
+    if optimizer != "sgd":
+        raise ConfigError(f"unknown optimizer {optimizer!r}; use one of {list(OPTIMIZERS)}.")
     return BASE_LR_PER_256 * batch_size / 256
 
 

@@ -82,7 +82,9 @@ class TrainConfig:
     amp_dtype : torch.dtype or None
         Autocast dtype; None for fp32.
     momentum, weight_decay : float
-        SGD settings.
+        SGD momentum (unused by AdamW) and weight decay (decoupled for AdamW).
+    optimizer : {"sgd", "adamw"}
+        The optimiser, re-created at every stage.
     callbacks : tuple of callable
         ``f(ctx)`` called every ``callbacks_every`` epochs.
     callbacks_every, checkpoint_every : int or None
@@ -124,6 +126,7 @@ class TrainConfig:
     progress: bool
     backbone: Any
     extra: Mapping[str, Any] = field(default_factory=lambda: _frozen(None))
+    optimizer: str = "sgd"
     seed: int | None = None
     compat: Mapping[str, Any] | None = None
     n_stages: int | None = None

@@ -11,8 +11,9 @@ One training loop (:class:`_Trainer`) serves all three: a method is a list of
    reference), same learning rate, no warm-up;
 3. every parameter, learning rate times ``stage3_lr_factor``, warm-up then cosine.
 
-SGD with momentum 0.9 and weight decay 5e-4 on all parameters, re-created per stage;
-``lr = 0.03 * batch_size / 256`` (the global batch under DDP).
+SGD with momentum 0.9 and weight decay 5e-4 on all parameters (the paper's), or AdamW with the
+same weight decay (decoupled) where the config says so, re-created per stage;
+``lr = 0.03 * batch_size / 256`` for SGD (the global batch under DDP).
 
 Data path
 ---------
@@ -126,6 +127,8 @@ class _Trainer:
         else:
             params = m.unfreeze_all() if hasattr(m, "unfreeze_all") else list(m.parameters())
             params = [p for p in params if p.requires_grad]
+        if self.cfg.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=stage.lr, weight_decay=self.cfg.weight_decay)
         return torch.optim.SGD(
             params, lr=stage.lr, momentum=self.cfg.momentum, weight_decay=self.cfg.weight_decay
         )
