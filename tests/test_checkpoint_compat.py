@@ -24,8 +24,19 @@ def _images() -> np.ndarray:
     return np.clip((labels * 60 + 20)[:, None, None, None] + noise, 0, 255).astype(np.uint8)
 
 
+def _old_quick():
+    """The quick budget the checkpoint was made with.  Issue 16 changed ``"quick"`` (AdamW, no
+    random grayscale); the checkpoint stores neither setting, which resume reads as SGD and no
+    overrides, so the resuming estimator names the old budget."""
+    from dataclasses import replace
+
+    from tsimcne_nb.train.budgets import QUICK
+
+    return replace(QUICK, name="quick", optimizer="sgd", augment_overrides=())
+
+
 def _est(folder: Path, **kw) -> TSimCNE:
-    params = dict(budget="quick", total_epochs=(1, 1, 1), batch_size=16, backbone="resnet18_w4",
+    params = dict(budget=_old_quick(), total_epochs=(1, 1, 1), batch_size=16, backbone="resnet18_w4",
                   projection_hidden=16, pretrain_dim=8, random_state=0, progress=False,
                   device="cpu", num_threads=1, checkpoint_dir=folder, resume=True)
     params.update(kw)

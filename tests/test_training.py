@@ -119,9 +119,32 @@ def test_adamw_optimizer_its_auto_rate_and_manifest(data, monkeypatch):
     assert made == ["AdamW"] * 3
 
 
+def test_budget_augment_overrides_apply_to_preset_names_only(data, tmp_path):
+    images, _ = data
+    from tsimcne_nb.nn.augmentations import make_augmentation
+
+    assert dict(QUICK.augment_overrides) == {"grayscale_p": 0.0} and PAPER.augment_overrides == ()
+    m = tiny(augment="randrot").fit(images)
+    assert m.manifest_["resolved"]["augmentation"]["grayscale_p"] == 0.0
+    assert m.manifest_["resolved"]["augmentation"]["rotation_degrees"] == 45.0  # the preset stays
+    p = tiny(budget="paper", total_epochs=(1, 1, 1), augment="randrot").fit(images)
+    assert p.manifest_["resolved"]["augmentation"]["grayscale_p"] == 0.2  # the paper's
+    given = make_augmentation("randrot", SIZE, grayscale_p=0.5)
+    g = tiny(augment=given).fit(images)
+    assert g.manifest_["resolved"]["augmentation"]["grayscale_p"] == 0.5  # used as given
+    # a mapping is stored as sorted pairs, and a custom budget round-trips through a model file
+    custom = Budget("mine", (1, 1, 1), BATCH, 0.5, 0, "resnet18_w4", "resnet18_w4",
+                    augment_overrides={"hue": 0.05, "grayscale_p": 0.0})
+    assert custom.augment_overrides == (("grayscale_p", 0.0), ("hue", 0.05))
+    c = tiny(budget=custom, total_epochs=None).fit(images)
+    assert c.manifest_["resolved"]["augmentation"]["hue"] == 0.05
+    c.save(tmp_path / "m.pt")
+    assert TSimCNE.load(tmp_path / "m.pt").budget == custom
+
+
 def test_history_lr_matches_the_schedule(data):
     images, _ = data
-    m = tiny(total_epochs=(3, 1, 2), warmup_epochs=1, stage3_lr_factor=0.25).fit(images)
+    m = tiny(total_epochs=(3, 1, 2), warmup_epochs=1, stage3_lr_factor=0.25, optimizer="sgd").fit(images)
     spe = N // BATCH
     base = 0.03 * BATCH / 256
     h = m.history_
@@ -345,8 +368,11 @@ def test_resume_refuses_another_optimizer_and_reads_old_checkpoints_as_sgd(data,
     theirs = {"seed": 0}
     m = tiny(optimizer="adamw", checkpoint_dir=tmp_path)
     with pytest.raises(ConfigError, match="optimizer: checkpoint 'sgd', now 'adamw'"):
-        m._check_compat(theirs, {"seed": 0, "optimizer": "adamw"})
-    m._check_compat(theirs, {"seed": 0, "optimizer": "sgd"})  # no error
+        m._check_compat(theirs, {"seed": 0, "optimizer": "adamw", "augment_overrides": {}})
+    with pytest.raises(ConfigError, match="augment_overrides: checkpoint {}"):
+        m._check_compat(theirs, {"seed": 0, "optimizer": "sgd",
+                                 "augment_overrides": {"grayscale_p": 0.0}})
+    m._check_compat(theirs, {"seed": 0, "optimizer": "sgd", "augment_overrides": {}})  # no error
 
 
 def test_resume_without_checkpoint_warns_and_trains(data, tmp_path):
@@ -465,7 +491,8 @@ def test_batch_larger_than_data_is_lowered_with_a_warning(data):
     images, _ = data
     with pytest.warns(UserWarning, match="larger than the dataset"):
         m = tiny(batch_size=1024, total_epochs=(0, 1, 0)).fit(images[:10])
-    assert m.batch_size_ == 10 and m.learning_rate_ == pytest.approx(0.03 * 10 / 256)
+    assert m.batch_size_ == 10
+    assert m.learning_rate_ == pytest.approx(auto_learning_rate(10, QUICK.optimizer))
 
 
 def test_grayscale_and_rgba_images_are_accepted(data):

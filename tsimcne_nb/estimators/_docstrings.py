@@ -17,7 +17,9 @@ SHARED_PARAMETERS: dict[str, str] = {
         '    augment : {"randrot", "rot90", "default"} or Augmentation\n'
         "        Augmentation preset (paper, Section 4) or a custom\n"
         '        :class:`~tsimcne_nb.nn.augmentations.Augmentation`.  ``"randrot"`` fills rotated\n'
-        "        corners with the dataset's border colour.\n"
+        "        corners with the dataset's border colour.  A preset name gets the budget's\n"
+        '        ``augment_overrides`` on top (``"quick"``: no random grayscale, which keeps the\n'
+        "        stain colour; ``\"paper\"``: none); an Augmentation is used as given.\n"
     ),
     "budget": (
         '    budget : {"paper", "quick"} or Budget\n'
@@ -26,9 +28,9 @@ SHARED_PARAMETERS: dict[str, str] = {
         "        10 warm-up epochs, ResNet18 with a small stem for <= 32 px images and the\n"
         "        torchvision ResNet18 for larger ones (as the paper did for 96 px PCam).\n"
         '        ``"quick"`` is a CPU-sized schedule: epochs (45, 4, 30), batch 256, a 16-wide\n'
-        '        ResNet18 (``"resnet18_narrow"``), stage-3 lr * 0.3, 2 warm-up epochs.  It trades\n'
-        "        map quality for ~300x less compute; see :data:`tsimcne_nb.train.budgets.QUICK` and\n"
-        "        ``docs/quick-budget.md``.  Default: :data:`tsimcne_nb.train.budgets.DEFAULT_BUDGET`\n"
+        '        ResNet18 (``"resnet18_narrow"``), AdamW, stage-3 lr * 0.3, 2 warm-up epochs, no\n'
+        "        random grayscale.  It trades map quality for ~300x less compute; see\n"
+        "        :data:`tsimcne_nb.train.budgets.QUICK` and ``docs/quick-budget.md``.  Default: :data:`tsimcne_nb.train.budgets.DEFAULT_BUDGET`\n"
         '        (``"quick"``), the command line\'s default too.\n'
     ),
     "batch_size": (

@@ -181,7 +181,11 @@ class _ContrastiveLearner(_ModelFileMixin, TransformerMixin, BaseEstimator):
             )
         return int(h)
 
-    def _make_augmentation(self, dataset: ImageDataset, size: int) -> torch.nn.Module:
+    def _make_augmentation(
+        self, dataset: ImageDataset, size: int, budget: Budget | None = None
+    ) -> torch.nn.Module:
+        """The training augmentation: a preset name with the budget's overrides, or the
+        Augmentation given (used as it is)."""
         from tsimcne_nb.nn.augmentations import Augmentation, make_augmentation
 
         aug = self.augment
@@ -194,7 +198,10 @@ class _ContrastiveLearner(_ModelFileMixin, TransformerMixin, BaseEstimator):
                 f"augment must be a preset name ('default', 'rot90', 'randrot') or an Augmentation; got {aug!r}."
             )
         fill = dataset.border_color().tolist() if needs_fill else None
-        return make_augmentation(aug, size, fill=fill)
+        if isinstance(aug, Augmentation):
+            return make_augmentation(aug, size, fill=fill)
+        budget = resolve_budget(self.budget) if budget is None else budget
+        return make_augmentation(aug, size, fill=fill, **dict(budget.augment_overrides))
 
     # ---------------------------------------------------------------- hooks
     def _build_model(self, cfg: TrainConfig) -> torch.nn.Module:
@@ -243,7 +250,7 @@ class _ContrastiveLearner(_ModelFileMixin, TransformerMixin, BaseEstimator):
         cfg = replace(cfg, compat=self._compat(cfg, dataset, seed))
         if resume_state is not None:
             self._check_compat(resume_state["compat"], dict(cfg.compat or {}))
-        aug = self._make_augmentation(dataset, cfg.image_size)
+        aug = self._make_augmentation(dataset, cfg.image_size, cfg.budget)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_derive_seed(seed, _S_INIT))
             model = self._build_model(cfg)
@@ -295,6 +302,7 @@ class _ContrastiveLearner(_ModelFileMixin, TransformerMixin, BaseEstimator):
             "backbone": str(cfg.backbone) if isinstance(cfg.backbone, str) else "module",
             "warmup": cfg.warmup, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay,
             "optimizer": cfg.optimizer,
+            "augment_overrides": dict(cfg.budget.augment_overrides) if isinstance(aug, str) else {},
             "precision": str(cfg.amp_dtype).replace("torch.", "") if cfg.amp_dtype else "fp32",
             "augment": aug if isinstance(aug, str) else getattr(aug, "to_config", lambda: repr(aug))(),
             **cfg.extra,
@@ -305,8 +313,9 @@ class _ContrastiveLearner(_ModelFileMixin, TransformerMixin, BaseEstimator):
         from tsimcne_nb.modelfile import _decode, _encode
 
         ours = _decode(_encode(ours, {}), {})  # the form a checkpoint stores (tuples kept)
-        # checkpoints from before the optimizer setting existed were all made with SGD
-        theirs = {"optimizer": "sgd", **theirs}
+        # checkpoints from before these settings existed were all made with SGD and presets as
+        # they are
+        theirs = {"optimizer": "sgd", "augment_overrides": {}, **theirs}
         diffs = [k for k in theirs if theirs[k] != ours.get(k)]
         if diffs:
             what = "; ".join(

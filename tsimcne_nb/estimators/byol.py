@@ -29,8 +29,8 @@ class BYOL(_ContrastiveLearner):
 
     The target's EMA momentum rises from ``target_momentum`` to 1 with a cosine
     schedule over the training steps, as in BYOL.  ``transform`` returns the online
-    backbone features.  Optimiser: the same SGD + warm-up/cosine schedule as
-    :class:`SimCLR` (BYOL's LARS is not used).
+    backbone features.  Optimiser: the budget's (or ``optimizer``'s) SGD or AdamW with the
+    same warm-up/cosine schedule as :class:`SimCLR` (BYOL's LARS is not used).
 
     Parameters
     ----------

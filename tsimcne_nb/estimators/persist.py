@@ -146,7 +146,7 @@ class _ModelFileMixin:
         params = dict(payload["params"])
         params["callbacks"] = None
         if isinstance(params.get("budget"), dict):
-            params["budget"] = Budget(**{**params["budget"], "total_epochs": tuple(params["budget"]["total_epochs"])})
+            params["budget"] = Budget(**params["budget"])  # __post_init__ restores the tuples
         if isinstance(params.get("augment"), dict):
             params["augment"] = Augmentation.from_config(params["augment"])
         if custom is not None or "model_object" in payload:
