@@ -189,6 +189,12 @@ def test_ablation_passes_augmentation_overrides(ds, fakes):
     assert augs[2]["jitter_p"] == 0.0 and augs[2]["crop"] is True
     assert augs[3]["grayscale_p"] == 0.0
     assert "Table 4" in res.to_markdown()
+    # the quick budget's overrides (no grayscale) stay under each row's own change ...
+    assert augs[1]["grayscale_p"] == 0.0 and augs[2]["grayscale_p"] == 0.0
+    # ... and the paper budget has none
+    fakes.clear()
+    cmp.compare(ds, experiment="ablation", budget="paper", progress=False)
+    assert [c["augment"]["grayscale_p"] for c in fakes[1:]] == [0.2, 0.2, 0.0]
 
 
 # unpenalised logistic regression on separable data never "converges": expected here

@@ -384,15 +384,19 @@ def _resolve_resnet_weights(resnet_weights: Any, methods: list[str], notes: list
     return out
 
 
-def _augment_arg(method: Method, dataset: Any) -> Any:
+def _augment_arg(method: Method, dataset: Any, budget: Any) -> Any:
     if not method.overrides:
-        return method.augment
+        return method.augment  # a preset name: the estimator adds the budget's overrides
     from tsimcne_nb.nn.augmentations import make_augmentation
+    from tsimcne_nb.train.budgets import resolve_budget
 
     size = int(dataset.image_shape[0])
-    # fill stays None: the trainer sets the dataset's border colour itself
-    # a method with overrides names its preset (Method.augment is None only without augmentation)
-    return make_augmentation(cast(str, method.augment), size, **method.overrides)
+    # An Augmentation is used as given, so the budget's overrides (quick: no grayscale) go in
+    # here, under the method's: an ablation row then differs from "all" in its one setting.
+    # fill stays None: the trainer sets the dataset's border colour itself; a method with
+    # overrides names its preset (Method.augment is None only without augmentation)
+    settings = {**dict(resolve_budget(budget).augment_overrides), **method.overrides}
+    return make_augmentation(cast(str, method.augment), size, **settings)
 
 
 def _features_for(method: Method, dataset: Any, seed: int, budget: Any, device: str,
@@ -404,7 +408,7 @@ def _features_for(method: Method, dataset: Any, seed: int, budget: Any, device: 
         return baselines.imagenet_features(dataset, arch=arch, weights=weights[arch],
                                            device=device, random_state=seed, cache=cache)
     fn = baselines.simclr_features if method.kind == "tsne-simclr" else baselines.byol_features
-    return fn(dataset, augment=_augment_arg(method, dataset), budget=budget, random_state=seed,
+    return fn(dataset, augment=_augment_arg(method, dataset, budget), budget=budget, random_state=seed,
               device=device, cache=cache, progress=progress)
 
 
@@ -415,7 +419,7 @@ def _embed(method: Method, dataset: Any, seed: int, budget: Any, device: str, ca
     if method.kind == "tsne-pixels":
         return baselines.tsne_pixels(dataset, random_state=seed, n_jobs=n_jobs, cache=cache)
     if method.kind == "tsimcne":
-        return baselines.tsimcne_map(dataset, augment=_augment_arg(method, dataset), budget=budget,
+        return baselines.tsimcne_map(dataset, augment=_augment_arg(method, dataset, budget), budget=budget,
                                      random_state=seed, device=device, cache=cache,
                                      progress=progress)
     # t-SNE of features: the map itself is cached too, keyed by the feature config
