@@ -9,7 +9,17 @@
 # Results land in $OUT (at most 8 files come back): throughput.json/.csv, curve.jsonl,
 # screen.jsonl, paper.tgz (metrics, manifest, map), logs.tgz.
 #
-#   OUT=/tmp/gpu16 DEVICE=cpu N=300 SMOKE=1 bash benchmarks/research/gpu_issue16.sh   # CPU smoke test
+# The GPU image has torch but no openTSNE and no tsimcne 0.3.12 (the original, for the throughput
+# comparison): download them as wheels into .whl/ first (ignored by git; name it in the call's
+# `carry`):
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#       --implementation cp --platform manylinux_2_28_x86_64 -d .whl openTSNE tsimcne==0.3.12
+# Device call: OUT=$OUT TOTAL=570 bash benchmarks/research/gpu_issue16.sh   (timeout_s 600)
+# CPU smoke test (about a minute):
+#   WHEELS=0 OUT=/tmp/gpu16 DEVICE=cpu N=300 SEEDS=0 CURVE=quick-x0.02 \
+#   SCREEN="quick:x=0.02,quick:backbone=resnet18_w8:x=0.04" PAPER_EPOCHS=1,1,1 \
+#   TP_ARGS="--quick --threads 1 --implementations ours-narrow-bf16" TOTAL=120 TAIL=60 \
+#   CURVE_JOBS=1 SCREEN_JOBS=1 bash benchmarks/research/gpu_issue16.sh
 set -u
 OUT=${OUT:-/tmp/gpu16}
 DEVICE=${DEVICE:-cuda}
