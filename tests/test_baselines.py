@@ -235,6 +235,17 @@ def test_learners_follow_the_training_contract(ds, fakes, tmp_path):
     baselines.simclr_features(ds, augment="rot90", budget="quick", random_state=4, cache=cache)
     baselines.simclr_features(ds, augment="randrot", budget="quick", random_state=3, cache=cache)
     assert len(fakes) == 5
+    # so is another definition of a budget with the same name (the quick budget changed in
+    # issue 16: results of the earlier one must not come back from the cache)
+    from dataclasses import replace
+
+    from tsimcne_nb.train.budgets import QUICK
+
+    earlier_quick = replace(QUICK, optimizer="sgd", augment_overrides=())
+    baselines.simclr_features(ds, augment="rot90", budget=earlier_quick, random_state=3, cache=cache)
+    assert len(fakes) == 6
+    baselines.simclr_features(ds, augment="rot90", budget=QUICK, random_state=3, cache=cache)
+    assert len(fakes) == 6  # the object equal to "quick" is the same key as the name
 
 
 def test_learner_kwargs_filtered_to_signature(ds, monkeypatch):

@@ -33,7 +33,7 @@ class FakeLearner:
     def fit(self, dataset):
         aug = self.augment.to_config() if hasattr(self.augment, "to_config") else self.augment
         type(self).calls.append({"cls": type(self).__name__, "augment": aug,
-                                 "seed": self.random_state})
+                                 "budget": self.budget, "seed": self.random_state})
         return self
 
     def transform(self, dataset):
@@ -189,12 +189,16 @@ def test_ablation_passes_augmentation_overrides(ds, fakes):
     assert augs[2]["jitter_p"] == 0.0 and augs[2]["crop"] is True
     assert augs[3]["grayscale_p"] == 0.0
     assert "Table 4" in res.to_markdown()
-    # the quick budget's overrides (no grayscale) stay under each row's own change ...
-    assert augs[1]["grayscale_p"] == 0.0 and augs[2]["grayscale_p"] == 0.0
-    # ... and the paper budget has none
-    fakes.clear()
-    cmp.compare(ds, experiment="ablation", budget="paper", progress=False)
+    # the ablation starts from the paper's full set: the quick budget's own override (no
+    # grayscale) is dropped, so "no grayscaling" differs from "all" in that one setting
     assert [c["augment"]["grayscale_p"] for c in fakes[1:]] == [0.2, 0.2, 0.0]
+    assert all(c["budget"].augment_overrides == () for c in fakes)
+    assert {c["budget"].optimizer for c in fakes} == {"adamw"}  # the rest of quick stays
+    assert "overrides {'grayscale_p': 0.0} are not applied" in " ".join(res.notes)
+    # outside the ablation the budget is passed on as it is
+    fakes.clear()
+    cmp.compare(ds, methods=["tsimcne-randrot"], progress=False)
+    assert fakes[0]["budget"] == "quick"
 
 
 # unpenalised logistic regression on separable data never "converges": expected here

@@ -136,6 +136,14 @@ def test_budget_augment_overrides_apply_to_preset_names_only(data, tmp_path):
     custom = Budget("mine", (1, 1, 1), BATCH, 0.5, 0, "resnet18_w4", "resnet18_w4",
                     augment_overrides={"hue": 0.05, "grayscale_p": 0.0})
     assert custom.augment_overrides == (("grayscale_p", 0.0), ("hue", 0.05))
+    # repeated keys: the last wins (not the sort order); JSON lists come back as tuples (hashable)
+    again = Budget("mine", (1, 1, 1), BATCH, 0.5, 0, "resnet18_w4", "resnet18_w4",
+                   augment_overrides=[("hue", 0.1), ("crop_scale", [0.3, 1.0]), ("hue", 0.05)])
+    assert again.augment_overrides == (("crop_scale", (0.3, 1.0)), ("hue", 0.05))
+    hash(again)
+    with pytest.raises(ConfigError, match="cannot set 'fill'"):
+        Budget("bad", (1, 1, 1), BATCH, 0.5, 0, "resnet18_w4", "resnet18_w4",
+               augment_overrides={"fill": (0, 0, 0)})
     c = tiny(budget=custom, total_epochs=None).fit(images)
     assert c.manifest_["resolved"]["augmentation"]["hue"] == 0.05
     c.save(tmp_path / "m.pt")

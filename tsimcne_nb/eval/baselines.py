@@ -34,7 +34,7 @@ from typing import Any, Literal, overload
 import numpy as np
 
 from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError
-from tsimcne_nb.eval.feature_cache import FeatureCache, _cached, describe_augment
+from tsimcne_nb.eval.feature_cache import FeatureCache, _cached, describe_augment, describe_budget
 from tsimcne_nb.eval.weights import (
     _ARCHS,
     _load_state_dict,
@@ -348,7 +348,7 @@ def _learner_features(kind: str, dataset: Any, augment: Any, budget: Any, random
                       device: str, cache: FeatureCache | None, progress: bool,
                       **kwargs: Any) -> np.ndarray:
     _check_dataset(dataset)
-    config = {"augment": describe_augment(augment), "budget": describe_augment(budget),
+    config = {"augment": describe_augment(augment), "budget": describe_budget(budget),
               **{k: describe_augment(v) for k, v in kwargs.items()}}
 
     def compute() -> np.ndarray:
@@ -490,7 +490,7 @@ def tsimcne_map(
         (N, 2) float32 map.
     """
     _check_dataset(dataset)
-    config = {"augment": describe_augment(augment), "budget": describe_augment(budget),
+    config = {"augment": describe_augment(augment), "budget": describe_budget(budget),
               **{k: describe_augment(v) for k, v in kwargs.items()}}
 
     def compute() -> np.ndarray:

@@ -39,7 +39,7 @@ import numpy as np
 from tsimcne_nb.data.core import synthetic_title
 from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError
 from tsimcne_nb.eval.methods import Method, _registry
-from tsimcne_nb.train.budgets import DEFAULT_BUDGET
+from tsimcne_nb.train.budgets import DEFAULT_BUDGET, resolve_budget
 
 if TYPE_CHECKING:  # annotations only: the modules stay light to import
     import pandas as pd
@@ -388,15 +388,27 @@ def _augment_arg(method: Method, dataset: Any, budget: Any) -> Any:
     if not method.overrides:
         return method.augment  # a preset name: the estimator adds the budget's overrides
     from tsimcne_nb.nn.augmentations import make_augmentation
-    from tsimcne_nb.train.budgets import resolve_budget
 
     size = int(dataset.image_shape[0])
-    # An Augmentation is used as given, so the budget's overrides (quick: no grayscale) go in
-    # here, under the method's: an ablation row then differs from "all" in its one setting.
+    # An Augmentation is used as given, so the budget's overrides go in here, under the
+    # method's (compare's ablation passes a budget without any: see _budget_for).
     # fill stays None: the trainer sets the dataset's border colour itself; a method with
     # overrides names its preset (Method.augment is None only without augmentation)
     settings = {**dict(resolve_budget(budget).augment_overrides), **method.overrides}
     return make_augmentation(cast(str, method.augment), size, **settings)
+
+
+def _budget_for(experiment: str | None, budget: Any) -> Any:
+    """The budget the methods train with.  The ablation removes one augmentation from the
+    paper's full set (Table 4), so a budget's own augmentation overrides (quick: no
+    grayscale) are dropped there: otherwise "all" would already lack grayscale and the
+    "no grayscaling" row would repeat it."""
+    from dataclasses import replace
+
+    resolved = resolve_budget(budget)
+    if experiment == "ablation" and resolved.augment_overrides:
+        return replace(resolved, augment_overrides=())
+    return budget
 
 
 def _features_for(method: Method, dataset: Any, seed: int, budget: Any, device: str,
@@ -423,7 +435,7 @@ def _embed(method: Method, dataset: Any, seed: int, budget: Any, device: str, ca
                                      random_state=seed, device=device, cache=cache,
                                      progress=progress)
     # t-SNE of features: the map itself is cached too, keyed by the feature config
-    config = {**method.config(), "budget": feature_cache.describe_augment(budget),
+    config = {**method.config(), "budget": feature_cache.describe_budget(budget),
               "weights": None if method.arch is None else str(weights.get(method.arch))}
 
     def compute() -> np.ndarray:
@@ -536,6 +548,13 @@ def compare(
     notes: list[str] = []
     if experiment:
         notes.append(EXPERIMENTS[experiment][1])
+    trained_with = _budget_for(experiment, budget)
+    if trained_with is not budget:
+        overrides = dict(resolve_budget(budget).augment_overrides)
+        notes.append(f"The ablation starts from the paper's full augmentation set: the "
+                     f"{resolve_budget(budget).name!r} budget's augmentation overrides {overrides} "
+                     "are not applied.")
+        budget = trained_with
     if experiment == "linear":
         bad = [m for m in names if METHODS[m].kind not in ("tsne-simclr", "tsne-byol", "tsne-resnet")]
         if bad:

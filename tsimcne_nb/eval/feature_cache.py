@@ -15,7 +15,7 @@ import numpy as np
 
 from tsimcne_nb._io import atomic_open, atomic_write_json
 
-__all__ = ['FeatureCache', 'cache_key', 'describe_augment']
+__all__ = ['FeatureCache', 'cache_key', 'describe_augment', 'describe_budget']
 
 
 # ---------------------------------------------------------------------- cache
@@ -23,6 +23,20 @@ def _version() -> str:
     from tsimcne_nb import __version__
 
     return __version__
+
+
+def describe_budget(budget: Any) -> Any:
+    """The budget's every setting, for a cache key: a name alone would let a result trained
+    under an earlier definition of that budget (e.g. ``"quick"`` before issue 16) be reused.
+
+    Parameters
+    ----------
+    budget : str or Budget
+        A budget or its name.
+    """
+    from tsimcne_nb.train.budgets import resolve_budget
+
+    return describe_augment(resolve_budget(budget).to_dict())
 
 
 def describe_augment(augment: Any) -> Any:
