@@ -38,7 +38,7 @@ import numpy as np
 
 from tsimcne_nb.data.core import synthetic_title
 from tsimcne_nb.errors import ConfigError, DataError, DatasetNotFoundError
-from tsimcne_nb.eval.methods import Method, _registry
+from tsimcne_nb.eval.methods import Method, _registry, augment_for, budget_for
 from tsimcne_nb.train.budgets import DEFAULT_BUDGET, resolve_budget
 
 if TYPE_CHECKING:  # annotations only: the modules stay light to import
@@ -384,33 +384,6 @@ def _resolve_resnet_weights(resnet_weights: Any, methods: list[str], notes: list
     return out
 
 
-def _augment_arg(method: Method, dataset: Any, budget: Any) -> Any:
-    if not method.overrides:
-        return method.augment  # a preset name: the estimator adds the budget's overrides
-    from tsimcne_nb.nn.augmentations import make_augmentation
-
-    size = int(dataset.image_shape[0])
-    # An Augmentation is used as given, so the budget's overrides go in here, under the
-    # method's (compare's ablation passes a budget without any: see _budget_for).
-    # fill stays None: the trainer sets the dataset's border colour itself; a method with
-    # overrides names its preset (Method.augment is None only without augmentation)
-    settings = {**dict(resolve_budget(budget).augment_overrides), **method.overrides}
-    return make_augmentation(cast(str, method.augment), size, **settings)
-
-
-def _budget_for(experiment: str | None, budget: Any) -> Any:
-    """The budget the methods train with.  The ablation removes one augmentation from the
-    paper's full set (Table 4), so a budget's own augmentation overrides (quick: no
-    grayscale) are dropped there: otherwise "all" would already lack grayscale and the
-    "no grayscaling" row would repeat it."""
-    from dataclasses import replace
-
-    resolved = resolve_budget(budget)
-    if experiment == "ablation" and resolved.augment_overrides:
-        return replace(resolved, augment_overrides=())
-    return budget
-
-
 def _features_for(method: Method, dataset: Any, seed: int, budget: Any, device: str,
                   cache: Any, progress: bool, weights: dict[str, Any]) -> np.ndarray:
     from tsimcne_nb.eval import baselines
@@ -420,7 +393,7 @@ def _features_for(method: Method, dataset: Any, seed: int, budget: Any, device: 
         return baselines.imagenet_features(dataset, arch=arch, weights=weights[arch],
                                            device=device, random_state=seed, cache=cache)
     fn = baselines.simclr_features if method.kind == "tsne-simclr" else baselines.byol_features
-    return fn(dataset, augment=_augment_arg(method, dataset, budget), budget=budget, random_state=seed,
+    return fn(dataset, augment=augment_for(method, dataset, budget), budget=budget, random_state=seed,
               device=device, cache=cache, progress=progress)
 
 
@@ -431,7 +404,7 @@ def _embed(method: Method, dataset: Any, seed: int, budget: Any, device: str, ca
     if method.kind == "tsne-pixels":
         return baselines.tsne_pixels(dataset, random_state=seed, n_jobs=n_jobs, cache=cache)
     if method.kind == "tsimcne":
-        return baselines.tsimcne_map(dataset, augment=_augment_arg(method, dataset, budget), budget=budget,
+        return baselines.tsimcne_map(dataset, augment=augment_for(method, dataset, budget), budget=budget,
                                      random_state=seed, device=device, cache=cache,
                                      progress=progress)
     # t-SNE of features: the map itself is cached too, keyed by the feature config
@@ -548,7 +521,7 @@ def compare(
     notes: list[str] = []
     if experiment:
         notes.append(EXPERIMENTS[experiment][1])
-    trained_with = _budget_for(experiment, budget)
+    trained_with = budget_for(experiment, budget)
     if trained_with is not budget:
         overrides = dict(resolve_budget(budget).augment_overrides)
         notes.append(f"The ablation starts from the paper's full augmentation set: the "

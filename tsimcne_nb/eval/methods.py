@@ -5,9 +5,9 @@ methods (t-SNE of pixels / of ResNet, SimCLR or BYOL features, and t-SimCNE vari
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-__all__ = ['Method']
+__all__ = ['Method', 'augment_for', 'budget_for']
 
 
 @dataclass(frozen=True)
@@ -64,3 +64,53 @@ def _registry() -> dict[str, Method]:
         Method("tsne-resnet152", "t-SNE ResNet152 (ImageNet)", "tsne-resnet", arch="resnet152"),
     ]
     return {x.name: x for x in m}
+
+
+def augment_for(method: Method, dataset: Any, budget: Any) -> Any:
+    """The ``augment`` argument a method's learner gets: its preset name, or with overrides an
+    Augmentation that holds the budget's overrides under the method's own.
+
+    Parameters
+    ----------
+    method : Method
+        The comparison row.
+    dataset : ImageDataset
+        The data (its image size).
+    budget : str or Budget
+        The budget the learner trains with.
+    """
+    if not method.overrides:
+        return method.augment  # a preset name: the estimator adds the budget's overrides
+    from tsimcne_nb.nn.augmentations import make_augmentation
+    from tsimcne_nb.train.budgets import resolve_budget
+
+    size = int(dataset.image_shape[0])
+    # An Augmentation is used as given, so the budget's overrides go in here, under the
+    # method's (compare's ablation passes a budget without any: see budget_for).
+    # fill stays None: the trainer sets the dataset's border colour itself; a method with
+    # overrides names its preset (Method.augment is None only without augmentation)
+    settings = {**dict(resolve_budget(budget).augment_overrides), **method.overrides}
+    return make_augmentation(cast(str, method.augment), size, **settings)
+
+
+def budget_for(experiment: str | None, budget: Any) -> Any:
+    """The budget the methods train with.  The ablation removes one augmentation from the
+    paper's full set (Table 4), so a budget's own augmentation overrides (quick: no
+    grayscale) are dropped there: otherwise "all" would already lack grayscale and the
+    "no grayscaling" row would repeat it.
+
+    Parameters
+    ----------
+    experiment : str or None
+        The named experiment of the comparison, if any.
+    budget : str or Budget
+        The budget the comparison was given.
+    """
+    from dataclasses import replace
+
+    from tsimcne_nb.train.budgets import resolve_budget
+
+    resolved = resolve_budget(budget)
+    if experiment == "ablation" and resolved.augment_overrides:
+        return replace(resolved, augment_overrides=())
+    return budget
