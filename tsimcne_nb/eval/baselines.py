@@ -348,21 +348,32 @@ def _learner_features(kind: str, dataset: Any, augment: Any, budget: Any, random
                       device: str, cache: FeatureCache | None, progress: bool,
                       **kwargs: Any) -> np.ndarray:
     _check_dataset(dataset)
-    config = {"augment": describe_augment(augment), "budget": describe_budget(budget),
-              **{k: describe_augment(v) for k, v in kwargs.items()}}
+    config = _learner_config(augment, budget, kwargs)
 
     def compute() -> np.ndarray:
-        from tsimcne_nb import estimators
-
-        cls = getattr(estimators, kind)
-        est = cls(**_accepted_kwargs(cls, {
-            "augment": augment, "budget": budget, "random_state": random_state,
-            "device": device, "progress": progress, **kwargs,
-        }))
+        est = _make_learner(kind, augment, budget, random_state, device, progress, kwargs)
         feats = est.fit(dataset).transform(dataset)
         return check_features(feats)
 
     return _cached(cache, f"{kind.lower()}-features", config, dataset, random_state, compute)
+
+
+def _learner_config(augment: Any, budget: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """What changes a trained learner's result, for its cache key."""
+    return {"augment": describe_augment(augment), "budget": describe_budget(budget),
+            **{k: describe_augment(v) for k, v in kwargs.items()}}
+
+
+def _make_learner(kind: str, augment: Any, budget: Any, random_state: int | None, device: str,
+                  progress: bool, kwargs: dict[str, Any]) -> Any:
+    """The estimator ``kind`` ("SimCLR", "BYOL", "TSimCNE") with the arguments it accepts."""
+    from tsimcne_nb import estimators
+
+    cls = getattr(estimators, kind)
+    return cls(**_accepted_kwargs(cls, {
+        "augment": augment, "budget": budget, "random_state": random_state,
+        "device": device, "progress": progress, **kwargs,
+    }))
 
 
 def simclr_features(
@@ -490,16 +501,10 @@ def tsimcne_map(
         (N, 2) float32 map.
     """
     _check_dataset(dataset)
-    config = {"augment": describe_augment(augment), "budget": describe_budget(budget),
-              **{k: describe_augment(v) for k, v in kwargs.items()}}
+    config = _learner_config(augment, budget, kwargs)
 
     def compute() -> np.ndarray:
-        from tsimcne_nb.estimators import TSimCNE
-
-        est = TSimCNE(**_accepted_kwargs(TSimCNE, {
-            "augment": augment, "budget": budget, "random_state": random_state,
-            "device": device, "progress": progress, **kwargs,
-        }))
+        est = _make_learner("TSimCNE", augment, budget, random_state, device, progress, kwargs)
         emb = np.asarray(est.fit_transform(dataset), dtype=np.float32)
         if emb.shape != (len(dataset), 2):
             raise DataError(f"t-SimCNE returned shape {emb.shape}; expected ({len(dataset)}, 2).")
