@@ -30,7 +30,8 @@ Configurations (``--configs``):
   ``augment`` (preset);
 - ``tsne-pixels``      openTSNE of the pixels (no training);
 - ``simclr-tsne``      SimCLR (randrot, the quick budget's stage-1 schedule), then openTSNE of
-  its backbone features.
+  its backbone features; ``simclr-tsne:e1=70`` trains it for 70 epochs (the reference row
+  for a ``quick:e1=70`` candidate).
 
 Examples
 --------
@@ -128,6 +129,16 @@ def _config_params(name: str) -> dict:
     return params
 
 
+def _simclr_epochs(name: str) -> int | None:
+    """Epochs of a ``simclr-tsne[:e1=N]`` configuration (None: the quick budget's stage 1)."""
+    _, *mods = name.split(":")
+    if not mods:
+        return None
+    if len(mods) != 1 or not mods[0].startswith("e1=") or not mods[0][3:].isdigit():
+        raise SystemExit(f"simclr-tsne takes one modifier, e1=<epochs>; got {name!r}")
+    return int(mods[0][3:])
+
+
 # ------------------------------------------------------------------ one run (in a subprocess)
 def run_one(name: str, seed: int, n: int, threads: int, device: str = "cpu") -> dict:
     import numpy as np
@@ -147,13 +158,13 @@ def run_one(name: str, seed: int, n: int, threads: int, device: str = "cpu") -> 
         H = None
         out["images_per_s"] = None
         out["feat_knn"] = None
-    elif name == "simclr-tsne":
+    elif name.split(":")[0] == "simclr-tsne":
         from openTSNE import TSNE
 
         from tsimcne_nb.estimators import SimCLR
 
-        est = SimCLR(augment="randrot", budget="quick", random_state=seed, num_threads=threads,
-                     progress=False, device=device)
+        est = SimCLR(augment="randrot", budget="quick", epochs=_simclr_epochs(name),
+                     random_state=seed, num_threads=threads, progress=False, device=device)
         H = est.fit(ds).transform(ds)
         Y = np.asarray(TSNE(n_jobs=threads, random_state=seed).fit(H))
         out["feat_knn"] = round(knn_accuracy(H, ds.labels), 4)
@@ -255,7 +266,7 @@ def table(rows: list[dict], configs: list[str], seeds: list[int], n: int,
     base = {r["seed"]: r for r in rows if r["config"] == "tsne-pixels" and r["n"] == n}
     checks = []
     for name in configs:
-        if name in ("tsne-pixels", "simclr-tsne"):
+        if name == "tsne-pixels" or name.startswith("simclr-tsne"):
             continue
         got = [r for r in rows if r["config"] == name and r["n"] == n and r["seed"] in seeds]
         pairs = [(r, base[r["seed"]]) for r in got if r["seed"] in base]
@@ -300,7 +311,9 @@ def main() -> None:
     except ValueError:
         p.error(f"--seeds must be integers separated by commas, e.g. 0,1,2; got {args.seeds!r}")
     for c in configs:
-        if c not in ("tsne-pixels", "simclr-tsne"):
+        if c.startswith("simclr-tsne"):
+            _simclr_epochs(c)
+        elif c != "tsne-pixels":
             _config_params(c)  # unknown names fail before any training
     stored = [] if args.rerun else _load(args.results)
     if not args.table_only:
