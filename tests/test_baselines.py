@@ -241,7 +241,7 @@ def test_learners_follow_the_training_contract(ds, fakes, tmp_path):
 
     from tsimcne_nb.train.budgets import QUICK
 
-    earlier_quick = replace(QUICK, optimizer="sgd", augment_overrides=())
+    earlier_quick = replace(QUICK, total_epochs=(45, 4, 30), optimizer="sgd", augment_overrides=())
     baselines.simclr_features(ds, augment="rot90", budget=earlier_quick, random_state=3, cache=cache)
     assert len(fakes) == 6
     baselines.simclr_features(ds, augment="rot90", budget=QUICK, random_state=3, cache=cache)

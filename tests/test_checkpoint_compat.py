@@ -32,7 +32,8 @@ def _old_quick():
 
     from tsimcne_nb.train.budgets import QUICK
 
-    return replace(QUICK, name="quick", optimizer="sgd", augment_overrides=())
+    return replace(QUICK, name="quick", total_epochs=(45, 4, 30), optimizer="sgd",
+                   augment_overrides=())
 
 
 def _est(folder: Path, **kw) -> TSimCNE:

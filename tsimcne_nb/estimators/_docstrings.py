@@ -27,9 +27,9 @@ SHARED_PARAMETERS: dict[str, str] = {
         "        the published recipe: epochs (1000, 50, 450), batch 1024, stage-3 lr / 1000,\n"
         "        10 warm-up epochs, ResNet18 with a small stem for <= 32 px images and the\n"
         "        torchvision ResNet18 for larger ones (as the paper did for 96 px PCam).\n"
-        '        ``"quick"`` is a CPU-sized schedule: epochs (45, 4, 30), batch 256, a 16-wide\n'
+        '        ``"quick"`` is a CPU-sized schedule: epochs (70, 4, 30), batch 256, a 16-wide\n'
         '        ResNet18 (``"resnet18_narrow"``), AdamW, stage-3 lr * 0.3, 2 warm-up epochs, no\n'
-        "        random grayscale.  It trades map quality for ~300x less compute; see\n"
+        "        random grayscale.  It trades map quality for ~230x less compute; see\n"
         "        :data:`tsimcne_nb.train.budgets.QUICK` and ``docs/quick-budget.md``.  Default: :data:`tsimcne_nb.train.budgets.DEFAULT_BUDGET`\n"
         '        (``"quick"``), the command line\'s default too.\n'
     ),
