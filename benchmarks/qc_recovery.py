@@ -12,7 +12,7 @@ Examples
     python benchmarks/qc_recovery.py --cache runs/qc-maps --threads 2
     python benchmarks/qc_recovery.py --cache runs/qc-maps --methods tsne-pixels --show 8
 
-Training the two t-SimCNE maps takes ~6 min each on 2 idle cores; run on an idle machine.
+Training the two t-SimCNE maps takes ~9 min each on 2 idle cores; run on an idle machine.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@
 # notebooks (`01_leukemia` ... `05_pcam`) run the same steps on the paper's datasets.
 
 # %% tags=["parameters"]
-N_IMAGES = 3000       # synthetic images to generate (the quick budget takes ~1 min per 1000 on 2 cores)
+N_IMAGES = 3000       # synthetic images to generate (the quick budget takes ~3 min per 1,000 on 2 cores)
 BUDGET = "quick"      # "quick" (CPU, minutes) or "paper" (the published recipe; GPU)
 DEVICE = "auto"       # "auto" (CUDA, then MPS, then CPU), "cpu", "cuda", "mps"
 SUBSET = None         # int: use only this many images (overrides N_IMAGES)

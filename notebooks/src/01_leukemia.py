@@ -8,8 +8,8 @@
 # with the paper's Tables 2 and 3, makes the paper's Figure 2 from your run and looks at the
 # small erythroblast (EBO) class.
 #
-# Runtime with the quick budget: roughly 15 minutes on 2 CPU cores (three maps of a 3,000-image
-# subset; about 5 with `COMPARE_PRESETS = False`). Without the
+# Runtime with the quick budget: roughly 25 minutes on 2 CPU cores (three maps of a 3,000-image
+# subset; about 9 with `COMPARE_PRESETS = False`). Without the
 # data, the quick run uses **SYNTHETIC stand-in files** and says so.
 
 # %% tags=["parameters"]

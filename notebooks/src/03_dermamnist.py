@@ -6,8 +6,8 @@
 # images) versus all other lesions. This is the dataset where all methods were similarly
 # poor in the paper: the map is coloured by the 7 classes too, so you can see why.
 #
-# Runtime with the quick budget: roughly 15 minutes on 2 CPU cores (three maps of a 3,000-image
-# subset; about 5 with `COMPARE_PRESETS = False`). Without the
+# Runtime with the quick budget: roughly 25 minutes on 2 CPU cores (three maps of a 3,000-image
+# subset; about 9 with `COMPARE_PRESETS = False`). Without the
 # data (and `DOWNLOAD=False`) the quick run uses **SYNTHETIC stand-in files** and says so.
 
 # %% tags=["parameters"]

@@ -7,8 +7,8 @@
 # different staining colour. This notebook reproduces that analysis (the paper's Figure 4)
 # from your run.
 #
-# Runtime with the quick budget: roughly 15 minutes on 2 CPU cores (three maps of a 3,000-image
-# subset; about 5 with `COMPARE_PRESETS = False`). Without the
+# Runtime with the quick budget: roughly 25 minutes on 2 CPU cores (three maps of a 3,000-image
+# subset; about 9 with `COMPARE_PRESETS = False`). Without the
 # data (and `DOWNLOAD=False`) the quick run uses **SYNTHETIC stand-in files** and says so.
 
 # %% tags=["parameters"]
