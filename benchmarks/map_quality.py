@@ -30,8 +30,8 @@ Configurations (``--configs``):
   ``augment`` (preset);
 - ``tsne-pixels``      openTSNE of the pixels (no training);
 - ``simclr-tsne``      SimCLR (randrot, the quick budget's stage-1 schedule), then openTSNE of
-  its backbone features; ``simclr-tsne:e1=70`` trains it for 70 epochs (the reference row
-  for a ``quick:e1=70`` candidate).
+  its backbone features; ``simclr-tsne:e1=100`` trains it for 100 epochs (the reference row
+  for a ``quick:e1=100`` candidate).
 
 Examples
 --------
@@ -131,11 +131,14 @@ def _config_params(name: str) -> dict:
 
 def _simclr_epochs(name: str) -> int | None:
     """Epochs of a ``simclr-tsne[:e1=N]`` configuration (None: the quick budget's stage 1)."""
-    _, *mods = name.split(":")
+    base, *mods = name.split(":")
+    if base != "simclr-tsne":
+        raise SystemExit(f"unknown configuration {name!r}")
     if not mods:
         return None
-    if len(mods) != 1 or not mods[0].startswith("e1=") or not mods[0][3:].isdigit():
-        raise SystemExit(f"simclr-tsne takes one modifier, e1=<epochs>; got {name!r}")
+    if (len(mods) != 1 or not mods[0].startswith("e1=") or not mods[0][3:].isdigit()
+            or int(mods[0][3:]) < 1):
+        raise SystemExit(f"simclr-tsne takes one modifier, e1=<epochs >= 1>; got {name!r}")
     return int(mods[0][3:])
 
 
@@ -266,7 +269,7 @@ def table(rows: list[dict], configs: list[str], seeds: list[int], n: int,
     base = {r["seed"]: r for r in rows if r["config"] == "tsne-pixels" and r["n"] == n}
     checks = []
     for name in configs:
-        if name == "tsne-pixels" or name.startswith("simclr-tsne"):
+        if name == "tsne-pixels" or name.split(":")[0] == "simclr-tsne":
             continue
         got = [r for r in rows if r["config"] == name and r["n"] == n and r["seed"] in seeds]
         pairs = [(r, base[r["seed"]]) for r in got if r["seed"] in base]
@@ -311,7 +314,7 @@ def main() -> None:
     except ValueError:
         p.error(f"--seeds must be integers separated by commas, e.g. 0,1,2; got {args.seeds!r}")
     for c in configs:
-        if c.startswith("simclr-tsne"):
+        if c.split(":")[0] == "simclr-tsne":
             _simclr_epochs(c)
         elif c != "tsne-pixels":
             _config_params(c)  # unknown names fail before any training

@@ -26,7 +26,7 @@ def _images() -> np.ndarray:
 
 def _old_quick():
     """The quick budget the checkpoint was made with.  Issue 16 changed ``"quick"`` (AdamW, no
-    random grayscale); the checkpoint stores neither setting, which resume reads as SGD and no
+    random grayscale, 70 stage-1 epochs); the checkpoint stores neither setting, which resume reads as SGD and no
     overrides, so the resuming estimator names the old budget."""
     from dataclasses import replace
 

@@ -8,8 +8,8 @@ changes these bits. If a change is *meant* to alter training, regenerate the fil
 commit and say why in the commit message.
 
 The reference was made with the quick budget of that time (SGD, the presets as they are). Issue 16
-changed the quick budget (AdamW, no random grayscale); the test pins the old one (``QUICK_V1``),
-so it still guards the same code path bit for bit.
+changed the quick budget (AdamW, no random grayscale, 70 stage-1 epochs); the test pins the old
+one (``QUICK_V1``), so it still guards the same code path bit for bit.
 """
 
 from __future__ import annotations

@@ -80,6 +80,7 @@ def test_lr_at_rejects_empty_stage():
 
 def test_budgets_and_auto_lr():
     assert PAPER.total_epochs == (1000, 50, 450) and PAPER.batch_size == 1024
+    assert QUICK.total_epochs == (70, 4, 30) and QUICK.batch_size == 256
     assert PAPER.stage3_lr_factor == pytest.approx(1e-3) and PAPER.warmup_epochs == 10
     assert PAPER.backbone_for(28) == "resnet18_small" and PAPER.backbone_for(96) == "resnet18"
     assert auto_learning_rate(1024) == pytest.approx(0.12)

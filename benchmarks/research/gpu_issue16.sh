@@ -29,8 +29,9 @@ TAIL=${TAIL:-150}              # no new screen/curve run starts later than this 
 SEEDS=${SEEDS:-0,1,2}
 CURVE=${CURVE:-quick-x10,quick-x5,quick-x2,quick-x0.5}
 # in order of interest: with seed-major scheduling the last ones lose seeds first. Each is the
-# quick budget (AdamW, no grayscale since issue 16) with one change; the first leads are those
-# of docs/quick-budget.md, then the two settings issue 16 changed, as controls.
+# quick budget (AdamW, no grayscale, 70 stage-1 epochs since issue 16) with one change: first
+# the previous stage-1 length (45) and a longer one (100), then the leads of docs/quick-budget.md,
+# then the settings issue 16 changed, as controls.
 # resnet18_w8 trains ~2x the images/s of the 16-wide network on the CPU (793 vs 389, 1 thread),
 # so w8 with twice the epochs costs what the quick recipe costs.
 SCREEN=${SCREEN:-quick,quick:e1=45,quick:e1=100,quick:lr=0.004,quick:crop_scale=0.35,quick:grayscale_p=0.2,quick:opt=sgd:grayscale_p=0.2,quick:backbone=resnet18_w8:x=2,quick:hue=0.02,quick:batch=128,quick:backbone=resnet18_w32,quick:batch=512,quick:wd=0.05,quick-default}

@@ -9,7 +9,7 @@
 # 10x10 grid of thumbnails over the map, from your run.
 #
 # The images are read lazily from the HDF5 files (the training split is 7 GB), so even the
-# full dataset never has to fit in memory. Runtime with the quick budget: roughly 15 minutes on
+# full dataset never has to fit in memory. Runtime with the quick budget: roughly 25 minutes on
 # 2 CPU cores (three maps of a 2,000-image subset at 32 px). Without the data the quick run uses **SYNTHETIC stand-in
 # files** and says so.
 
