@@ -185,7 +185,7 @@ def run_one(name: str, seed: int, n: int, threads: int, device: str = "cpu") -> 
 
             size = overrides.pop("size", ds.images.shape[1])
             # an Augmentation is used as given: the budget's own overrides go under the modifiers
-            settings = {**dict(resolve_budget(kwargs["budget"]).augment_overrides), **overrides}
+            settings = resolve_budget(kwargs["budget"]).augment_settings(overrides)
             kwargs["augment"] = make_augmentation(kwargs["augment"], size,
                                                   fill=ds.border_color(), **settings)
         est = TSimCNE(**kwargs, random_state=seed, num_threads=threads, progress=False,

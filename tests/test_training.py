@@ -137,6 +137,10 @@ def test_budget_augment_overrides_apply_to_preset_names_only(data, tmp_path):
     custom = Budget("mine", (1, 1, 1), BATCH, 0.5, 0, "resnet18_w4", "resnet18_w4",
                     augment_overrides={"hue": 0.05, "grayscale_p": 0.0})
     assert custom.augment_overrides == (("grayscale_p", 0.0), ("hue", 0.05))
+    # a caller's own settings go on top of the budget's (an ablation row, a harness modifier)
+    assert custom.augment_settings({"hue": 0.1, "crop": False}) == {
+        "grayscale_p": 0.0, "hue": 0.1, "crop": False}
+    assert custom.augment_settings() == {"grayscale_p": 0.0, "hue": 0.05}
     # repeated keys: the last wins (not the sort order); JSON lists come back as tuples (hashable)
     again = Budget("mine", (1, 1, 1), BATCH, 0.5, 0, "resnet18_w4", "resnet18_w4",
                    augment_overrides=[("hue", 0.1), ("crop_scale", [0.3, 1.0]), ("hue", 0.05)])

@@ -201,7 +201,7 @@ class _ContrastiveLearner(_ModelFileMixin, TransformerMixin, BaseEstimator):
         if isinstance(aug, Augmentation):
             return make_augmentation(aug, size, fill=fill)
         budget = resolve_budget(self.budget) if budget is None else budget
-        return make_augmentation(aug, size, fill=fill, **dict(budget.augment_overrides))
+        return make_augmentation(aug, size, fill=fill, **budget.augment_settings())
 
     # ---------------------------------------------------------------- hooks
     def _build_model(self, cfg: TrainConfig) -> torch.nn.Module:

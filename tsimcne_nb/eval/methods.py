@@ -89,7 +89,7 @@ def augment_for(method: Method, dataset: Any, budget: Any) -> Any:
     # method's (compare's ablation passes a budget without any: see budget_for).
     # fill stays None: the trainer sets the dataset's border colour itself; a method with
     # overrides names its preset (Method.augment is None only without augmentation)
-    settings = {**dict(resolve_budget(budget).augment_overrides), **method.overrides}
+    settings = resolve_budget(budget).augment_settings(method.overrides)
     return make_augmentation(cast(str, method.augment), size, **settings)
 
 

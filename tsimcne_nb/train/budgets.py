@@ -94,6 +94,17 @@ class Budget:
         """
         return self.backbone_small if image_size <= SMALL_IMAGE_MAX else self.backbone_large
 
+    def augment_settings(self, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The augmentation settings a preset name gets under this budget: the budget's
+        overrides, with ``overrides`` (a caller's own, e.g. an ablation row's) on top.
+
+        Parameters
+        ----------
+        overrides : mapping, optional
+            Settings that win over the budget's.
+        """
+        return {**dict(self.augment_overrides), **dict(overrides or {})}
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
